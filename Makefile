@@ -1,0 +1,52 @@
+# Two commands set everything up on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+NL     := $(VENV)/bin/newsletter
+SITE   := examples/clinic
+ISSUE  := issues/2026-11.toml
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test install install-test system-deps bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+# The tests drive a real browser and a real SpamAssassin: install Debian's packages when missing.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v spamassassin >/dev/null 2>&1 || missing="$$missing spamassassin"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: install
+	@rm -f $(SITE)/newsletter.db
+	@rm -rf $(SITE)/outbox $(SITE)/build
+	$(NL) --site $(SITE) build $(ISSUE)
+	@if $(NL) --help | grep -q '^  recipients'; then \
+	  $(NL) --site $(SITE) recipients import subscribers.csv; fi
+	@if $(NL) --help | grep -q '^  send '; then \
+	  $(NL) --site $(SITE) send $(ISSUE) --yes; fi
+
+test: install-test system-deps
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/build.py
+
+clean:
+	rm -rf $(VENV) $(SITE)/build $(SITE)/outbox $(SITE)/newsletter.db

@@ -1,0 +1,84 @@
+"""The ``newsletter`` command: parses arguments, calls the library, reports errors.
+
+No logic lives here. Library code raises ``NewsletterError`` subclasses; the
+group below turns them into one ``error: …`` line on stderr and exit status 1,
+the way rss2email's ``main`` does. Each command family lives in its own module
+and registers itself on ``cli``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..config import Site
+from ..errors import NewsletterError
+
+
+class Context:
+    """What every command gets: the site folder, loaded on first use (``init`` needs none)."""
+
+    def __init__(self, site_dir: str):
+        self.site_dir = Path(site_dir)
+        self._site: Site | None = None
+
+    @property
+    def site(self) -> Site:
+        if self._site is None:
+            self._site = Site.load(self.site_dir)
+        return self._site
+
+
+class NewsletterGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as exc:
+            click.secho(f"error: {exc}", err=True, fg="red")
+            ctx.exit(1)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--site",
+    "site_dir",
+    default=".",
+    show_default=True,
+    envvar="NEWSLETTER_SITE",
+    type=click.Path(file_okay=False),
+    help="Site folder holding newsletter.toml (default: the current folder).",
+)
+@click.version_option(__version__, prog_name="newsletter")
+@click.pass_context
+def cli(ctx: click.Context, site_dir: str) -> None:
+    """Build, preview, check and send a clinic's monthly newsletter."""
+    ctx.obj = Context(site_dir)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+def init(directory: str) -> None:
+    """Create a new site folder with newsletter.toml, .env.example, articles/ and issues/."""
+    from ..scaffold import create_site
+
+    created = create_site(Path(directory))
+    for path in created:
+        click.echo(f"created {path}")
+    click.echo(f"Edit {Path(directory) / 'newsletter.toml'}, then copy .env.example to .env.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="newsletter")
+
+
+# Command families register themselves on `cli` when imported.
+from . import content, build, preview, recipients, send, check  # noqa: E402,F401
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

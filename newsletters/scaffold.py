@@ -1,0 +1,113 @@
+"""``newsletter init``: a new site folder that builds as soon as it is filled in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ConfigError
+
+NEWSLETTER_TOML = """\
+# What your clinic is. Everything here may be public; secrets go in .env.
+[site]
+name = "Your Clinic"
+website = "https://www.example.com"        # base for relative links in articles
+postal_address = "1 High Street, Town, AB1 2CD, United Kingdom"
+phone = "01234 567890"
+logo_url = ""                              # an https URL; leave empty to show the name
+country = "GB"                             # GB turns on the UK medicines-advertising checks
+language = "en-GB"
+
+[sender]
+name = "Your Clinic"
+address = "newsletter@example.com"
+reply_to = ""
+
+[brand]
+primary_color = "#1f4e5f"
+accent_color = "#c8745a"
+background_color = "#f4f1ec"
+text_color = "#222222"
+
+[footer]
+text = ""
+why = "You receive this e-mail because you subscribed to our newsletter."
+
+[subscribe]
+consent_text = "Yes, please e-mail me the monthly newsletter with news and offers. I can unsubscribe at any time."
+double_opt_in = true
+"""
+
+ENV_EXAMPLE = """\
+# Copy to .env and fill in. The real environment overrides anything set here.
+# Never commit .env.
+
+# Base of every link subscribers click (unsubscribe, confirm, view online).
+PUBLIC_URL=https://news.example.com
+# Signs confirmation and unsubscribe links: a long random string, e.g.
+#   python -c "import secrets; print(secrets.token_urlsafe(32))"
+SECRET_KEY=change-me
+
+# Subscriber database; default is newsletter.db in the site folder.
+# DATABASE_URL=postgresql+psycopg://user:password@localhost/newsletter
+
+# SMTP. Without SMTP_HOST, messages go to the outbox/ maildir in the site folder.
+SMTP_HOST=
+SMTP_PORT=587
+SMTP_SECURITY=starttls          # starttls, ssl or none
+SMTP_USERNAME=
+SMTP_PASSWORD=
+SMTP_CONNECTIONS=2
+SEND_RATE=10                    # messages per second, across all connections
+SEND_MAX_PER_HOUR=0             # 0: no hourly cap
+
+# DKIM signing (all three, or none).
+DKIM_PRIVATE_KEY_FILE=
+DKIM_SELECTOR=
+DKIM_DOMAIN=
+"""
+
+FIRST_ISSUE = """\
+subject = "Our news this month"
+preheader = "A short line that shows next to the subject in the inbox"
+date = 2026-01-01
+intro = \"\"\"
+Hello {first_name},
+
+Here is what we have been writing about this month.
+\"\"\"
+
+[[articles]]
+source = "articles/welcome.md"
+mode = "full"
+"""
+
+WELCOME_ARTICLE = """\
+---
+title: Welcome to our newsletter
+author: The clinic team
+date: 2026-01-01
+summary: What to expect from us each month.
+---
+
+Each month we share news from the clinic and answers to the questions our patients ask most.
+"""
+
+
+def create_site(root: Path) -> list[Path]:
+    """Write the files of a new site; refuse to touch a folder that already has a config."""
+    if (root / "newsletter.toml").exists():
+        raise ConfigError("a site already exists here", where=str(root / "newsletter.toml"), hint="choose an empty folder")
+    files = {
+        root / "newsletter.toml": NEWSLETTER_TOML,
+        root / ".env.example": ENV_EXAMPLE,
+        root / ".gitignore": ".env\nnewsletter.db\nbuild/\noutbox/\nreports/\n",
+        root / "articles" / "welcome.md": WELCOME_ARTICLE,
+        root / "issues" / "2026-01.toml": FIRST_ISSUE,
+    }
+    created = []
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_text(text, encoding="utf-8")
+            created.append(path)
+    return created
