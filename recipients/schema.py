@@ -1,0 +1,141 @@
+"""The subscriber store's tables, in one place that every part of the program imports.
+
+SQLAlchemy Core (no ORM) so the same statements run on SQLite and PostgreSQL.
+Other packages (the delivery ledger) add their own ``Table`` objects to
+``metadata`` and their own Alembic revision chained on ``0001_baseline``; the
+migrations, not ``metadata.create_all``, are what create a database, so a
+change here needs a new revision in ``recipients/migrations/versions/``.
+
+The consent ledger (``consent_events``) is append-only: rows are inserted and
+never updated or deleted, with one exception, ``forget``, which blanks the
+personal data (IP, user agent, detail) in that person's rows but keeps each
+event's kind and time, the proof that the address was suppressed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+# Subscriber statuses. Only `active` may be mailed, and only if `eligible` agrees.
+PENDING = "pending"
+ACTIVE = "active"
+UNSUBSCRIBED = "unsubscribed"
+BOUNCED = "bounced"
+COMPLAINED = "complained"
+ERASED = "erased"
+STATUSES = (PENDING, ACTIVE, UNSUBSCRIBED, BOUNCED, COMPLAINED, ERASED)
+
+# Consent ledger events.
+EV_SUBSCRIBED = "subscribed"
+EV_CONFIRMED = "confirmed"
+EV_UNSUBSCRIBED = "unsubscribed"
+EV_BOUNCED = "bounced"
+EV_COMPLAINED = "complained"
+EV_ERASED = "erased"
+EVENTS = (EV_SUBSCRIBED, EV_CONFIRMED, EV_UNSUBSCRIBED, EV_BOUNCED, EV_COMPLAINED, EV_ERASED)
+
+# How consent was given (`subscribed` events): double opt-in applies to `web` only.
+METHODS = ("web", "import", "admin")
+# How someone left (`unsubscribed` events).
+CHANNELS = ("one-click", "link", "admin", "reply")
+
+
+class UTCDateTime(TypeDecorator):
+    """An aware UTC datetime on every backend (SQLite would hand back naive values)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # Random and opaque: the only identifier that leaves the database (in tokens).
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    # As given, domain lower-cased (ASCII/punycode); NULL once erased.
+    sa.Column("email", sa.String(320), nullable=True, unique=True),
+    # HMAC-SHA256(SECRET_KEY, address lower-cased): the identity used for lookups,
+    # duplicates and the suppression list, so case never makes two people of one.
+    sa.Column("email_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("first_name", sa.String(100), nullable=False, server_default=""),
+    sa.Column("last_name", sa.String(100), nullable=False, server_default=""),
+    sa.Column("attributes", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(
+        "status IN ('pending', 'active', 'unsubscribed', 'bounced', 'complained', 'erased')", name="status"
+    ),
+)
+
+consent_events = sa.Table(
+    "consent_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False, index=True),
+    sa.Column("event", sa.String(16), nullable=False),
+    # When it happened (for an import: when consent was given, from the file).
+    sa.Column("at", UTCDateTime, nullable=False),
+    # When this row was written.
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Column("method", sa.String(16), nullable=True),  # subscribed: web, import, admin
+    sa.Column("source", sa.String(500), nullable=True),  # form URL, "paper form at reception", ...
+    sa.Column("consent_text", sa.Text, nullable=True),  # the exact wording shown, or its version
+    sa.Column("channel", sa.String(16), nullable=True),  # unsubscribed: one-click, link, admin, reply
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(500), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),  # import file and line, bounce reply, ...
+    sa.CheckConstraint(
+        "event IN ('subscribed', 'confirmed', 'unsubscribed', 'bounced', 'complained', 'erased')", name="event"
+    ),
+)
+
+# Keyed hashes of erased addresses: enough to refuse them again, nothing to read back.
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("email_hash", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Small facts about the store itself, e.g. a check value for the SECRET_KEY the
+# hashes were made with (a changed key would silently empty the suppression list).
+store_meta = sa.Table(
+    "store_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
