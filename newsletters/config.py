@@ -46,6 +46,8 @@ SCHEMA: dict[tuple[str, str], tuple[type, bool, Any]] = {
         "Yes, please e-mail me the monthly newsletter with news and offers. I can unsubscribe at any time.",
     ),
     ("subscribe", "double_opt_in"): (bool, False, True),
+    # What `{first_name}` becomes when a subscriber gave no first name ("Hi there,").
+    ("personalization", "first_name_fallback"): (str, False, "there"),
 }
 
 
@@ -71,6 +73,7 @@ class SiteConfig:
     footer_why: str = ""
     consent_text: str = ""
     double_opt_in: bool = True
+    personalization_first_name_fallback: str = "there"
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
