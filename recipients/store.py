@@ -1,0 +1,500 @@
+"""The subscriber store: one small interface in front of the database.
+
+Everything that changes a subscriber's status also appends to the consent
+ledger in the same transaction, so the status can always be explained. Who may
+be mailed is decided in exactly one place, ``eligible_query``; sending takes its
+recipients from ``Store.eligible`` and from nowhere else.
+"""
+
+from __future__ import annotations
+
+import hmac
+import hashlib
+import secrets
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Iterator
+
+import sqlalchemy as sa
+
+from newsletters.errors import ConfigError, RecipientError
+
+from . import migrate
+from .addresses import InvalidAddress, address_hash, normalize_email
+from .schema import (
+    ACTIVE,
+    BOUNCED,
+    COMPLAINED,
+    ERASED,
+    EV_BOUNCED,
+    EV_COMPLAINED,
+    EV_CONFIRMED,
+    EV_ERASED,
+    EV_SUBSCRIBED,
+    EV_UNSUBSCRIBED,
+    PENDING,
+    STATUSES,
+    UNSUBSCRIBED,
+    consent_events,
+    store_meta,
+    subscribers,
+    suppressions,
+    utcnow,
+)
+
+# After any of these, earlier consent no longer counts: a fresh `subscribed` is needed.
+STOP_EVENTS = (EV_UNSUBSCRIBED, EV_BOUNCED, EV_COMPLAINED, EV_ERASED)
+# Statuses an import or an administrator must never turn back into `active`.
+LEFT_STATUSES = (UNSUBSCRIBED, BOUNCED, COMPLAINED, ERASED)
+# A pending address gets at most one confirmation mail in this time, however often the form is sent.
+RESEND_AFTER = timedelta(minutes=10)
+_KEY_CHECK = "secret_key_check"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who an issue goes to: what personalisation and the delivery ledger need, nothing more."""
+
+    id: int
+    public_id: str
+    email: str
+    first_name: str
+    last_name: str
+    attributes: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    public_id: str
+    email: str | None
+    first_name: str
+    last_name: str
+    attributes: dict
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    id: int
+    subscriber_id: int
+    event: str
+    at: datetime
+    recorded_at: datetime
+    method: str | None = None
+    source: str | None = None
+    consent_text: str | None = None
+    channel: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    detail: str | None = None
+
+
+def _sqlite_setup(engine: sa.Engine) -> None:
+    """WAL (readers never block the writer), enforced foreign keys, and BEGIN under our control."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # Writers take the lock up front, so a read-then-write cannot race another writer.
+        mode = conn.get_execution_options().get("sqlite_begin", "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def create_engine(database_url: str) -> sa.Engine:
+    try:
+        engine = sa.create_engine(database_url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(
+            f"cannot use DATABASE_URL {database_url!r}: {exc}",
+            where="environment/.env",
+            hint="e.g. sqlite:///newsletter.db or postgresql+psycopg://user:password@host/db",
+        ) from None
+    if engine.dialect.name == "sqlite":
+        _sqlite_setup(engine)
+    return engine
+
+
+class Store:
+    """Subscribers, their consent ledger and the suppression list, in one database."""
+
+    def __init__(self, database_url: str, *, secret_key: str, double_opt_in: bool = True):
+        if not secret_key:
+            raise ConfigError("the subscriber store needs SECRET_KEY", where="environment/.env")
+        self.secret_key = secret_key
+        self.double_opt_in = double_opt_in
+        self.engine = create_engine(database_url)
+        try:
+            migrate.upgrade(self.engine)
+        except sa.exc.OperationalError as exc:
+            raise RecipientError(
+                f"cannot open the subscriber database: {exc.orig}",
+                where=self.engine.url.render_as_string(hide_password=True),
+                hint="check DATABASE_URL and that its folder exists and is writable",
+            ) from None
+        self._check_key()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """One transaction that holds the write lock from its first statement."""
+        with self.engine.connect() as conn:
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    def _check_key(self) -> None:
+        """Refuse a SECRET_KEY other than the one the stored hashes were made with.
+
+        With another key no hash would match: the suppression list would silently
+        stop protecting the addresses that asked to be forgotten.
+        """
+        check = hmac.new(self.secret_key.encode(), b"newsletters store key check v1", hashlib.sha256).hexdigest()
+        with self._write() as conn:
+            stored = conn.scalar(sa.select(store_meta.c.value).where(store_meta.c.key == _KEY_CHECK))
+            if stored is None:
+                conn.execute(store_meta.insert().values(key=_KEY_CHECK, value=check))
+            elif not hmac.compare_digest(stored, check):
+                raise ConfigError(
+                    "SECRET_KEY is not the key this subscriber database was created with",
+                    where="environment/.env",
+                    hint="restore the original SECRET_KEY; with another key, forgotten addresses are no longer "
+                    "recognised and every unsubscribe link already sent stops working",
+                )
+
+    def hash(self, address: str) -> str:
+        return address_hash(self.secret_key, address)
+
+    @staticmethod
+    def normalize(email: str, *, where: str | None = None) -> str:
+        try:
+            return normalize_email(email)
+        except InvalidAddress as exc:
+            raise RecipientError(f"not a valid e-mail address: {exc}", where=where or repr(email)) from None
+
+    # -- eligibility: the one answer to "who may receive this issue" -------------
+
+    def eligible_query(self) -> sa.Select:
+        """Active, consented since they last left, confirmed where double opt-in applies, not suppressed.
+
+        Consent is a ``subscribed`` event with no unsubscribe, bounce, complaint or
+        erasure after it. With double opt-in on, a web sign-up also needs a
+        ``confirmed`` event after it; imports and admin adds carry their own evidence.
+        """
+        s = subscribers
+        given = consent_events.alias("given")
+        stop = consent_events.alias("stop")
+        confirmed = consent_events.alias("confirmed")
+        withdrawn_since = sa.exists().where(
+            stop.c.subscriber_id == given.c.subscriber_id, stop.c.event.in_(STOP_EVENTS), stop.c.id > given.c.id
+        )
+        conditions = [given.c.subscriber_id == s.c.id, given.c.event == EV_SUBSCRIBED, ~withdrawn_since]
+        if self.double_opt_in:
+            confirmed_since = sa.exists().where(
+                confirmed.c.subscriber_id == given.c.subscriber_id,
+                confirmed.c.event == EV_CONFIRMED,
+                confirmed.c.id > given.c.id,
+            )
+            conditions.append(sa.or_(given.c.method.in_(("import", "admin")), confirmed_since))
+        consented = sa.exists().where(*conditions)
+        suppressed = sa.exists().where(suppressions.c.email_hash == s.c.email_hash)
+        return sa.select(
+            s.c.id, s.c.public_id, s.c.email, s.c.first_name, s.c.last_name, s.c.attributes
+        ).where(s.c.status == ACTIVE, s.c.email.is_not(None), consented, ~suppressed)
+
+    def eligible(self, batch_size: int = 1000) -> Iterator[Recipient]:
+        """Every eligible recipient, ordered by id, fetched ``batch_size`` at a time (keyset paging)."""
+        query = self.eligible_query().order_by(subscribers.c.id).limit(batch_size)
+        last_id = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.where(subscribers.c.id > last_id)).all()
+            for row in rows:
+                yield Recipient(row.id, row.public_id, row.email, row.first_name, row.last_name, row.attributes or {})
+            if len(rows) < batch_size:
+                return
+            last_id = rows[-1].id
+
+    def count_eligible(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.scalar(sa.select(sa.func.count()).select_from(self.eligible_query().subquery()))
+
+    # -- reading -----------------------------------------------------------------
+
+    @staticmethod
+    def _subscriber(row) -> Subscriber:
+        return Subscriber(
+            row.id, row.public_id, row.email, row.first_name, row.last_name, row.attributes or {}, row.status,
+            row.created_at,
+        )
+
+    def find(self, email: str) -> Subscriber | None:
+        address = self.normalize(email)
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.email_hash == self.hash(address))).first()
+        return self._subscriber(row) if row else None
+
+    def get(self, email: str) -> Subscriber:
+        found = self.find(email)
+        if found is None:
+            raise RecipientError("no subscriber with this address", where=email, hint="see `newsletter recipients list`")
+        return found
+
+    def by_public_id(self, public_id: str) -> Subscriber | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.public_id == public_id)).first()
+        return self._subscriber(row) if row else None
+
+    def subscribers(self, status: str | None = None, batch_size: int = 1000) -> Iterator[Subscriber]:
+        query = sa.select(subscribers).order_by(subscribers.c.id).limit(batch_size)
+        if status:
+            query = query.where(subscribers.c.status == status)
+        last_id = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.where(subscribers.c.id > last_id)).all()
+            yield from (self._subscriber(row) for row in rows)
+            if len(rows) < batch_size:
+                return
+            last_id = rows[-1].id
+
+    def ledger(self, subscriber_id: int) -> list[LedgerEvent]:
+        query = sa.select(consent_events).where(consent_events.c.subscriber_id == subscriber_id)
+        with self.engine.connect() as conn:
+            return [LedgerEvent(**row._mapping) for row in conn.execute(query.order_by(consent_events.c.id))]
+
+    def is_suppressed(self, email: str) -> bool:
+        with self.engine.connect() as conn:
+            return self._suppressed(conn, self.hash(self.normalize(email)))
+
+    @staticmethod
+    def _suppressed(conn: sa.Connection, email_hash: str) -> bool:
+        query = sa.select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
+        return conn.execute(query).first() is not None
+
+    def stats(self) -> dict[str, int]:
+        counts = {status: 0 for status in STATUSES}
+        with self.engine.connect() as conn:
+            query = sa.select(subscribers.c.status, sa.func.count()).group_by(subscribers.c.status)
+            counts.update({status: n for status, n in conn.execute(query)})
+            suppressed = conn.scalar(sa.select(sa.func.count()).select_from(suppressions))
+        counts["total"] = sum(counts[s] for s in STATUSES)
+        counts["eligible"] = self.count_eligible()
+        counts["suppressed"] = suppressed
+        return counts
+
+    # -- changes -----------------------------------------------------------------
+
+    @staticmethod
+    def _event(conn: sa.Connection, subscriber_id: int, event: str, at: datetime | None = None, **values) -> None:
+        now = utcnow()
+        conn.execute(
+            consent_events.insert().values(
+                subscriber_id=subscriber_id, event=event, at=at or now, recorded_at=now, **values
+            )
+        )
+
+    @staticmethod
+    def _set_status(conn: sa.Connection, subscriber_id: int, status: str) -> None:
+        conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id).values(status=status))
+
+    def _insert_subscriber(self, conn, address: str, *, first_name="", last_name="", attributes=None, status) -> int:
+        return conn.execute(
+            subscribers.insert().values(
+                public_id=secrets.token_urlsafe(16),
+                email=address,
+                email_hash=self.hash(address),
+                first_name=first_name,
+                last_name=last_name,
+                attributes=attributes or {},
+                status=status,
+                created_at=utcnow(),
+            )
+        ).inserted_primary_key[0]
+
+    def _by_hash(self, conn: sa.Connection, email_hash: str):
+        return conn.execute(sa.select(subscribers).where(subscribers.c.email_hash == email_hash)).first()
+
+    def add(
+        self, email: str, *, first_name: str = "", last_name: str = "", source: str = "admin", consent_text: str = ""
+    ) -> Subscriber:
+        """An administrator records consent given elsewhere: the person is active at once."""
+        address = self.normalize(email)
+        email_hash = self.hash(address)
+        with self._write() as conn:
+            if self._suppressed(conn, email_hash):
+                raise RecipientError(
+                    "this address was forgotten at its owner's request and may not be added again", where=address
+                )
+            existing = self._by_hash(conn, email_hash)
+            if existing is not None:
+                hint = (
+                    "they left the list; only they can rejoin, through the subscribe form"
+                    if existing.status in LEFT_STATUSES
+                    else None
+                )
+                raise RecipientError(f"already on the list (status {existing.status})", where=address, hint=hint)
+            subscriber_id = self._insert_subscriber(
+                conn, address, first_name=first_name, last_name=last_name, status=ACTIVE
+            )
+            self._event(
+                conn, subscriber_id, EV_SUBSCRIBED, method="admin", source=source or "admin",
+                consent_text=consent_text,
+            )
+        return self.get(address)
+
+    def subscribe(
+        self,
+        email: str,
+        first_name: str = "",
+        *,
+        source: str,
+        consent_text: str,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        send_confirmation: Callable[[str, str, str], None] | None = None,
+    ) -> str:
+        """A sign-up from the public form; returns what happened, which the page must not reveal.
+
+        ``send_confirmation(public_id, address, first_name)`` runs inside the
+        transaction: if the mail cannot be sent, nothing is recorded and the
+        person can simply try again. Someone who had left (unsubscribed, bounced,
+        complained) must confirm again even with double opt-in off, so a stranger
+        cannot put them back on the list.
+        """
+        address = self.normalize(email)
+        email_hash = self.hash(address)
+        evidence = dict(method="web", source=source, consent_text=consent_text, ip=ip, user_agent=user_agent)
+        with self._write() as conn:
+            if self._suppressed(conn, email_hash):
+                return "suppressed"
+            row = self._by_hash(conn, email_hash)
+            if row is None:
+                status = PENDING if self.double_opt_in else ACTIVE
+                subscriber_id = self._insert_subscriber(conn, address, first_name=first_name, status=status)
+                self._event(conn, subscriber_id, EV_SUBSCRIBED, **evidence)
+                if status == PENDING and send_confirmation:
+                    send_confirmation(self._public_id(conn, subscriber_id), address, first_name)
+                return "pending" if status == PENDING else "active"
+            if row.status in (ACTIVE, ERASED):
+                return row.status
+            if row.status == PENDING:
+                last = conn.scalar(
+                    sa.select(sa.func.max(consent_events.c.recorded_at)).where(
+                        consent_events.c.subscriber_id == row.id, consent_events.c.event == EV_SUBSCRIBED
+                    )
+                )
+                if last is not None and utcnow() - last < RESEND_AFTER:
+                    return "throttled"
+            self._set_status(conn, row.id, PENDING)
+            self._event(conn, row.id, EV_SUBSCRIBED, **evidence)
+            if send_confirmation:
+                send_confirmation(row.public_id, row.email, row.first_name)
+            return "pending"
+
+    @staticmethod
+    def _public_id(conn: sa.Connection, subscriber_id: int) -> str:
+        return conn.scalar(sa.select(subscribers.c.public_id).where(subscribers.c.id == subscriber_id))
+
+    def confirm(self, public_id: str, *, ip: str | None = None, user_agent: str | None = None) -> str:
+        """Double opt-in: a pending subscriber becomes active. Returns confirmed, already or invalid."""
+        with self._write() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.public_id == public_id)).first()
+            if row is None or row.status not in (PENDING, ACTIVE):
+                return "invalid"
+            if row.status == ACTIVE:
+                return "already"
+            self._set_status(conn, row.id, ACTIVE)
+            self._event(conn, row.id, EV_CONFIRMED, ip=ip, user_agent=user_agent)
+            return "confirmed"
+
+    def _unsubscribe(self, conn, row, channel: str, ip=None, user_agent=None, detail=None) -> bool:
+        if row.status not in (ACTIVE, PENDING, BOUNCED):
+            return False
+        self._set_status(conn, row.id, UNSUBSCRIBED)
+        self._event(conn, row.id, EV_UNSUBSCRIBED, channel=channel, ip=ip, user_agent=user_agent, detail=detail)
+        return True
+
+    def unsubscribe(self, public_id: str, channel: str, *, ip: str | None = None, user_agent: str | None = None) -> bool:
+        """From a link or a one-click POST. Idempotent: True only when this call changed something."""
+        with self._write() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.public_id == public_id)).first()
+            return row is not None and self._unsubscribe(conn, row, channel, ip, user_agent)
+
+    def unsubscribe_email(self, email: str, channel: str = "admin", detail: str | None = None) -> bool:
+        address = self.normalize(email)
+        with self._write() as conn:
+            row = self._by_hash(conn, self.hash(address))
+            if row is None:
+                raise RecipientError("no subscriber with this address", where=address)
+            return self._unsubscribe(conn, row, channel, detail=detail)
+
+    def record_bounce(self, subscriber_id: int, detail: str | None = None) -> bool:
+        """A permanent bounce: the address stops receiving mail. True when the status changed."""
+        return self._record_problem(subscriber_id, EV_BOUNCED, BOUNCED, (ACTIVE, PENDING), detail)
+
+    def record_complaint(self, subscriber_id: int, detail: str | None = None) -> bool:
+        """A spam complaint (feedback loop): the strongest "stop", whatever the status was."""
+        return self._record_problem(subscriber_id, EV_COMPLAINED, COMPLAINED, (ACTIVE, PENDING, BOUNCED, UNSUBSCRIBED), detail)
+
+    def _record_problem(self, subscriber_id, event, status, replaces, detail) -> bool:
+        with self._write() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+            if row is None:
+                raise RecipientError(f"no subscriber with id {subscriber_id}")
+            if row.status == ERASED:
+                return False  # nothing personal may be added about a forgotten person
+            self._event(conn, row.id, event, detail=detail)
+            if row.status in replaces:
+                self._set_status(conn, row.id, status)
+                return True
+            return False
+
+    def forget(self, email: str) -> bool:
+        """Erase a person's data and keep only the keyed hash that stops them being added again.
+
+        The subscriber row stays (blank, status ``erased``) so the ledger keeps its
+        events and times: the proof of what was done. Names, address, attributes,
+        IPs, user agents and free-text details are blanked. Returns whether the
+        address was on the list; it is suppressed either way.
+        """
+        address = self.normalize(email)
+        email_hash = self.hash(address)
+        with self._write() as conn:
+            if not self._suppressed(conn, email_hash):
+                conn.execute(suppressions.insert().values(email_hash=email_hash, reason="erased", created_at=utcnow()))
+            row = self._by_hash(conn, email_hash)
+            if row is None:
+                return False
+            conn.execute(
+                subscribers.update()
+                .where(subscribers.c.id == row.id)
+                .values(email=None, first_name="", last_name="", attributes={}, status=ERASED)
+            )
+            conn.execute(
+                consent_events.update()
+                .where(consent_events.c.subscriber_id == row.id)
+                .values(ip=None, user_agent=None, detail=None)
+            )
+            self._event(conn, row.id, EV_ERASED, detail=None)
+            return True

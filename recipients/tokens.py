@@ -1,0 +1,106 @@
+"""Signed links for confirming and unsubscribing, so nobody can act for someone else.
+
+A token carries only the subscriber's random ``public_id`` (never the address or
+the database id), signed with ``SECRET_KEY`` by itsdangerous with a different
+salt per purpose: a confirmation token cannot be replayed as an unsubscribe one
+or the other way round. Confirmation links expire after seven days; unsubscribe
+links never expire, because people unsubscribe from mail that is months old and
+RFC 8058 asks for the link in every message to keep working.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from newsletters.errors import ConfigError, TokenError
+
+CONFIRM_SALT = "newsletters.recipients.confirm"
+UNSUBSCRIBE_SALT = "newsletters.recipients.unsubscribe"
+FORM_SALT = "newsletters.recipients.subscribe-form"
+
+CONFIRM_MAX_AGE = 7 * 24 * 3600
+FORM_MAX_AGE = 24 * 3600
+MIN_SECRET_LENGTH = 16
+_PLACEHOLDERS = {"change-me", "changeme", "secret", "please-change-me"}
+
+_HINT = (
+    'set SECRET_KEY in the environment or the site\'s .env to a long random string, e.g. from '
+    '`python -c "import secrets; print(secrets.token_urlsafe(32))"`; keep it: changing it breaks '
+    "every unsubscribe link already sent"
+)
+
+
+def secret_key(site) -> str:
+    """SECRET_KEY from the site's environment, refusing a missing, short or placeholder one."""
+    key = site.setting("SECRET_KEY")
+    if not key:
+        raise ConfigError("SECRET_KEY is not set", where="environment/.env", hint=_HINT)
+    check_secret_key(key)
+    return key
+
+
+def check_secret_key(key: str) -> None:
+    if key.strip().lower() in _PLACEHOLDERS or len(key) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"SECRET_KEY is a placeholder or shorter than {MIN_SECRET_LENGTH} characters",
+            where="environment/.env",
+            hint=_HINT,
+        )
+
+
+def _serializer(key: str, salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(key, salt=salt)
+
+
+def make_confirm_token(key: str, public_id: str) -> str:
+    return _serializer(key, CONFIRM_SALT).dumps(public_id)
+
+
+def make_unsubscribe_token(key: str, public_id: str) -> str:
+    return _serializer(key, UNSUBSCRIBE_SALT).dumps(public_id)
+
+
+def _read(key: str, salt: str, token: str, max_age: int | None, what: str) -> tuple[str, datetime]:
+    try:
+        value, issued = _serializer(key, salt).loads(token, max_age=max_age, return_timestamp=True)
+    except SignatureExpired:
+        raise TokenError(f"this {what} link has expired", hint="ask for a new one") from None
+    except BadSignature:
+        raise TokenError(f"this {what} link is not valid", hint="copy the whole link from the e-mail") from None
+    if not isinstance(value, str) or not value:
+        raise TokenError(f"this {what} link is not valid")
+    return value, issued.astimezone(timezone.utc)
+
+
+def read_confirm_token(key: str, token: str, max_age: int = CONFIRM_MAX_AGE) -> tuple[str, datetime]:
+    """The public_id and the time the link was made; TokenError when forged, tampered or expired."""
+    return _read(key, CONFIRM_SALT, token, max_age, "confirmation")
+
+
+def read_unsubscribe_token(key: str, token: str) -> str:
+    """The public_id; TokenError when forged or tampered with. These links never expire."""
+    return _read(key, UNSUBSCRIBE_SALT, token, None, "unsubscribe")[0]
+
+
+def make_form_token(key: str) -> str:
+    """A signed, dated value for the subscribe form: a blind POST without the form is refused."""
+    return _serializer(key, FORM_SALT).dumps("subscribe")
+
+
+def form_token_ok(key: str, token: str) -> bool:
+    try:
+        return _serializer(key, FORM_SALT).loads(token or "", max_age=FORM_MAX_AGE) == "subscribe"
+    except BadSignature:
+        return False
+
+
+def unsubscribe_url(site, public_id: str) -> str:
+    """``{PUBLIC_URL}/unsubscribe/<token>``: for the List-Unsubscribe header and the footer link."""
+    return f"{site.public_url}/unsubscribe/{make_unsubscribe_token(secret_key(site), public_id)}"
+
+
+def confirm_url(site, public_id: str) -> str:
+    """``{PUBLIC_URL}/confirm/<token>``: the double opt-in link; it expires after seven days."""
+    return f"{site.public_url}/confirm/{make_confirm_token(secret_key(site), public_id)}"
