@@ -33,6 +33,8 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The example site has no .env: its signed links use this key unless SECRET_KEY is set.
+demo: export SECRET_KEY ?= demo-only-key-for-the-example-site-never-use-for-real
 demo: install
 	@rm -f $(SITE)/newsletter.db
 	@rm -rf $(SITE)/outbox $(SITE)/build

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from newsletters.errors import ConfigError, RecipientError
 
 from . import migrate
-from .addresses import InvalidAddress, address_hash, normalize_email
+from .addresses import InvalidAddress, address_hash, header_safe_problem, normalize_email
 from .schema import (
     ACTIVE,
     BOUNCED,
@@ -186,6 +186,12 @@ class Store:
         return address_hash(self.secret_key, address)
 
     @staticmethod
+    def check_name(field_name: str, value: str) -> None:
+        problem = header_safe_problem(value)
+        if problem:
+            raise RecipientError(f"{field_name} {problem}", where=field_name, hint="names end up in mail headers")
+
+    @staticmethod
     def normalize(email: str, *, where: str | None = None) -> str:
         try:
             return normalize_email(email)
@@ -341,6 +347,9 @@ class Store:
         """An administrator records consent given elsewhere: the person is active at once."""
         address = self.normalize(email)
         email_hash = self.hash(address)
+        first_name, last_name = first_name.strip(), last_name.strip()
+        self.check_name("first_name", first_name)
+        self.check_name("last_name", last_name)
         with self._write() as conn:
             if self._suppressed(conn, email_hash):
                 raise RecipientError(
@@ -384,6 +393,8 @@ class Store:
         """
         address = self.normalize(email)
         email_hash = self.hash(address)
+        first_name = first_name.strip()
+        self.check_name("first_name", first_name)
         evidence = dict(method="web", source=source, consent_text=consent_text, ip=ip, user_agent=user_agent)
         with self._write() as conn:
             if self._suppressed(conn, email_hash):
