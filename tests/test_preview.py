@@ -1,0 +1,228 @@
+"""The staff preview as a server: real HTTP on 127.0.0.1, real builds, real file edits.
+
+What a browser makes of the page is in test_preview_browser.py; here are the
+parts a browser is not needed for: where the server listens, what it refuses,
+that the frames show the sample message, and that a broken change becomes a
+page instead of a dead server.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from newsletters.config import Site
+from newsletters.errors import ConfigError, IssueFileError, NewsletterError
+from newsletters.preview import mark_finding_lines, package_templates_dir, serve_preview
+
+ISSUE = "issues/2026-11.toml"  # the example site's issue, as the Makefile's demo builds it
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8")
+
+
+def version(server) -> dict:
+    return json.loads(get(server.url + "version")[1])
+
+
+def wait_for_rebuild(server, old: str, timeout: float = 20.0) -> dict:
+    """The watcher notices edits by polling; give it a few polls and one build."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = version(server)
+        if current["version"] != old:
+            return current
+        time.sleep(0.1)
+    raise AssertionError(f"no rebuild within {timeout} s after the edit")
+
+
+@pytest.fixture
+def preview(site_dir):
+    server = serve_preview(site_dir, ISSUE, port=0, poll_interval=0.1)
+    yield server
+    server.shutdown()
+
+
+def sample_message_of_a_fresh_build(site_dir: Path):
+    from newsletters.build import build_issue
+
+    result = build_issue(Site.load(site_dir), site_dir / ISSUE, out_dir=site_dir / "reference-build")
+    return email.message_from_bytes(result.paths["sample.eml"].read_bytes(), policy=email.policy.default)
+
+
+def test_listens_on_the_loopback_address_only(preview):
+    host, port = preview.server_address[:2]
+    assert host == "127.0.0.1" and port > 0
+    assert preview.url == f"http://127.0.0.1:{port}/"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "example.com"])
+def test_refuses_to_listen_beyond_this_computer(site_dir, host):
+    with pytest.raises(ConfigError, match="loopback"):
+        serve_preview(site_dir, ISSUE, host=host, port=0)
+
+
+def test_refuses_requests_for_another_host_name(preview):
+    """A web page that rebinds its own name to 127.0.0.1 must not be able to read the unsent issue."""
+    host, port = preview.server_address[:2]
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    connection.request("GET", "/email.html", headers={"Host": f"evil.example.com:{port}"})
+    response = connection.getresponse()
+    assert response.status == 421
+    assert b"Larkfield" not in response.read()
+    connection.close()
+
+
+def test_a_port_in_use_is_a_clear_error(site_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(NewsletterError, match=f"cannot listen on port {port}") as info:
+            serve_preview(site_dir, ISSUE, port=port)
+        assert "--port" in info.value.hint
+
+
+def test_a_missing_issue_file_is_refused_at_start(site_dir):
+    with pytest.raises(IssueFileError, match="no such issue file") as info:
+        serve_preview(site_dir, "issues/1999-01.toml", port=0)
+    assert info.value.where == "issues/1999-01.toml"
+
+
+def test_frames_show_the_sample_message_not_the_placeholders(preview, site_dir):
+    status, html = get(preview.url + "email.html")
+    assert status == 200
+    assert "__NL_" not in html
+    expected = sample_message_of_a_fresh_build(site_dir).get_body(("html",)).get_content()
+    # The preview copy may carry finding markers (one attribute each); otherwise it is the message as built.
+    assert re.sub(r' data-nl-finding="[0-9 ]+"', "", html) == expected
+
+
+def test_page_shows_subject_from_headers_and_plain_text(preview, site_dir):
+    message = sample_message_of_a_fresh_build(site_dir)
+    status, page = get(preview.url)
+    assert status == 200
+    import html as html_lib
+
+    text = html_lib.unescape(page)
+    assert str(message["Subject"]) in text
+    assert str(message["From"]) in text
+    first_text_line = next(line for line in message.get_body(("plain",)).get_content().splitlines() if line.strip())
+    assert first_text_line in text
+    assert "__NL_" not in text
+
+
+def test_the_preview_leaves_no_files_in_the_site(preview, site_dir):
+    before = sorted(p.relative_to(site_dir) for p in site_dir.rglob("*"))
+    old = version(preview)["version"]
+    issue = site_dir / ISSUE
+    issue.write_text(issue.read_text(encoding="utf-8"), encoding="utf-8")
+    os.utime(issue, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    wait_for_rebuild(preview, old)
+    after = sorted(p.relative_to(site_dir) for p in site_dir.rglob("*"))
+    assert after == before
+    assert not (site_dir / "build").exists()
+
+
+def _break_and_fix(preview, path: Path, broken: str | None, expect: list[str]):
+    """Make one broken change, check the page names it, undo it, check the issue is back."""
+    original = path.read_bytes() if path.exists() else None
+    old = version(preview)["version"]
+    if broken is None:
+        path.unlink()
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(broken, encoding="utf-8")
+    state = wait_for_rebuild(preview, old)
+    assert state["ok"] is False
+    status, page = get(preview.url)
+    assert status == 200, "the server must keep answering while the issue is broken"
+    for text in expect:
+        assert text in page
+    assert get(preview.url + "email.html")[0] == 404  # no stale email passed off as current
+
+    old = state["version"]
+    if original is None:
+        path.unlink()
+    else:
+        path.write_bytes(original)
+    state = wait_for_rebuild(preview, old)
+    assert state["ok"] is True
+    assert get(preview.url + "email.html")[0] == 200
+
+
+def test_a_template_error_shows_in_the_page_and_fixing_it_recovers(preview, site_dir):
+    assert package_templates_dir() is not None
+    override = site_dir / "templates" / "footer.mjml.j2"
+    _break_and_fix(
+        preview,
+        override,
+        "<mj-section>{% if %}</mj-section>\n",
+        ["A template could not be rendered", "footer.mjml.j2"],
+    )
+
+
+def test_an_unreadable_article_shows_in_the_page_and_restoring_it_recovers(preview, site_dir):
+    from newsletters.issues import load_issue
+
+    source = next(a.source for a in load_issue(site_dir / ISSUE).articles if "://" not in a.source)
+    _break_and_fix(preview, site_dir / source, None, [Path(source).name])
+
+
+def test_bad_issue_toml_shows_in_the_page_and_fixing_it_recovers(preview, site_dir):
+    issue = site_dir / ISSUE
+    _break_and_fix(
+        preview,
+        issue,
+        issue.read_text(encoding="utf-8").replace("subject =", "subject ", 1),
+        ["The issue file has a problem", "not valid TOML", "2026-11.toml"],
+    )
+
+
+def test_finding_markers_keep_every_line_of_the_email():
+    html = "<html>\n<body>\n<table>\n<tr><td>Book now!</td></tr>\nplain text line\n</table>\n</body>\n</html>"
+    marked, done = mark_finding_lines(html, {4: [1], 5: [2], 2: [3]})
+    lines = marked.split("\n")
+    assert len(lines) == len(html.split("\n"))
+    assert lines[3] == '<tr data-nl-finding="1 2"><td>Book now!</td></tr>'  # line 5 has no tag: its element is above
+    assert lines[1] == '<body data-nl-finding="3">'
+    assert done == {1, 2, 3}
+    assert re.sub(r' data-nl-finding="[0-9 ]+"', "", marked) == html
+
+
+def test_the_command_serves_until_interrupted(site_dir):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "newsletters", "--site", str(site_dir), "preview", ISSUE, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert match, f"no URL in the first line: {line!r} {process.stderr.read() if process.poll() is not None else ''}"
+        status, page = get(match.group(0))
+        assert status == 200 and "Desktop" in page and "Phone" in page
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert "Stopped." in out
