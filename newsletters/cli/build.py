@@ -1,3 +1,34 @@
-"""Commands of this family register themselves on `cli` (see cli/__init__.py)."""
+"""``newsletter build ISSUE``: render an issue into build/<slug>/."""
 
-from . import cli, pass_ctx  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import Context, cli, pass_ctx
+
+
+@cli.command()
+@click.argument("issue", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder to build into (default: the site's build/). The files go in OUT/<slug>/.",
+)
+@pass_ctx
+def build(ctx: Context, issue: str, out_dir: str | None) -> None:
+    """Render ISSUE (an issues/*.toml file) to email.html, email.txt, web.html and sample.eml."""
+    from ..build import build_issue
+    from ..render import GMAIL_CLIP_BYTES
+
+    result = build_issue(ctx.site, issue, Path(out_dir) if out_dir else None)
+    for path in result.paths.values():
+        click.echo(f"wrote {path}")
+    for warning in result.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    size = result.rendered.html_bytes
+    note = "over Gmail's 102 KB clipping limit" if size > GMAIL_CLIP_BYTES else "under Gmail's 102 KB clipping limit"
+    click.echo(f"email.html is {size / 1024:.1f} KB ({note})")

@@ -1,0 +1,119 @@
+"""``newsletter build``: issue file in, the four files a send and a review need out.
+
+``build/<slug>/email.html`` (what subscribers get, placeholders in),
+``email.txt`` (its plain-text alternative), ``web.html`` (the browser and
+archive version) and ``sample.eml`` (a complete message for a made-up
+subscriber, to open in a mail client). The preview server and the pre-send
+checks call ``build_issue`` too, so its result is the one shape every later
+step reads.
+
+Everything is rendered in memory first and then written through temporary
+files that are renamed into place, so an error never leaves a half-built
+issue that looks complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .articles.model import Article
+from .config import Site
+from .errors import IssueFileError
+from .issues import Issue, IssueArticle, load_issue
+from .personalize import sample_message
+from .render import RenderedIssue, render_issue
+
+OUTPUT_NAMES = ("email.html", "email.txt", "web.html", "sample.eml")
+
+
+@dataclass
+class BuildResult:
+    issue: Issue
+    articles: list[tuple[IssueArticle, Article]]
+    rendered: RenderedIssue
+    out_dir: Path
+    paths: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_issue_path(site: Site, issue_path: str | os.PathLike) -> Path:
+    """A relative path means the current folder first (as a shell user expects), then the site folder."""
+    path = Path(issue_path)
+    if path.is_absolute():
+        return path
+    for candidate in (Path.cwd() / path, site.root / path):
+        if candidate.is_file():
+            return candidate
+    raise IssueFileError(
+        "no such issue file",
+        where=str(path),
+        hint=f"looked in {Path.cwd()} and in the site folder {site.root}; issues usually live in issues/",
+    )
+
+
+def read_articles(site: Site, issue: Issue) -> list[tuple[IssueArticle, Article]]:
+    from .articles import read_one
+
+    return [
+        (entry, read_one(entry.source, root=site.root, base_url=site.config.website)) for entry in issue.articles
+    ]
+
+
+def write_atomically(files: dict[Path, bytes]) -> None:
+    """Write every file to a temporary name first, then rename them all into place.
+
+    If any write fails, the temporaries are removed and no final file changes.
+    """
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps.append((Path(temp), path))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        for temp, path in temps:
+            os.replace(temp, path)
+    except BaseException:
+        for temp, _ in temps:
+            temp.unlink(missing_ok=True)
+        raise
+
+
+def build_issue(site: Site, issue_path: str | os.PathLike, out_dir: Path | None = None) -> BuildResult:
+    """Read, render and write one issue; returns what was built and where."""
+    t0 = time.perf_counter()
+    issue = load_issue(resolve_issue_path(site, issue_path))
+    articles = read_articles(site, issue)
+    t1 = time.perf_counter()
+    rendered = render_issue(site, issue, articles)
+    t2 = time.perf_counter()
+    sample = sample_message(site, rendered, issue.slug)
+    t3 = time.perf_counter()
+
+    target = Path(out_dir if out_dir is not None else site.build_dir) / issue.slug
+    contents = {
+        "email.html": rendered.html.encode("utf-8"),
+        "email.txt": rendered.text.encode("utf-8"),
+        "web.html": rendered.web_html.encode("utf-8"),
+        "sample.eml": sample,
+    }
+    paths = {name: target / name for name in OUTPUT_NAMES}
+    write_atomically({paths[name]: contents[name] for name in OUTPUT_NAMES})
+    t4 = time.perf_counter()
+
+    timings = {"read": t1 - t0, **rendered.timings, "sample": t3 - t2, "write": t4 - t3}
+    return BuildResult(
+        issue=issue,
+        articles=articles,
+        rendered=rendered,
+        out_dir=target,
+        paths=paths,
+        warnings=list(rendered.warnings),
+        timings=timings,
+    )
