@@ -1,0 +1,276 @@
+"""What every reader shares: the reader interface, dates, summaries and image checks.
+
+Each input format has one reader class (the way Pelican's ``readers.py`` has one
+per markup language). A reader turns the decoded text of one source into
+finished ``Article`` objects; :meth:`BaseReader.finish` fills what a format may
+leave out (summary, lead image, alt text) the same way for every format, so a
+Markdown post and a feed entry come out alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import html
+import re
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+
+from ..errors import ArticleError
+from .model import Article
+
+SUMMARY_LENGTH = 200
+
+MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
+         ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"),
+         ("nov", "november"), ("dec", "december")],
+        start=1,
+    )
+    for name in names
+}
+
+# "Friday 18th May 2018", "18 May 2018", "May 18th, 2018", each optionally "at 3:57 pm" / "15:57".
+_DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
+_MONTH = r"(?P<month>[A-Za-z]{3,9})\.?"
+_YEAR = r"(?P<year>\d{4})"
+_TIME = r"(?:,?\s*(?:at\s+)?(?P<hour>\d{1,2})[:.](?P<minute>\d{2})\s*(?P<ampm>[ap]\.?m\.?)?)?"
+_HUMAN_DATES = [
+    re.compile(rf"^(?:[A-Za-z]+,?\s+)?{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}{_TIME}$", re.I),
+    re.compile(rf"^(?:[A-Za-z]+,?\s+)?{_MONTH}\s+{_DAY},?\s+{_YEAR}{_TIME}$", re.I),
+]
+
+
+BYLINES = [
+    re.compile(r"^posted\s+by\s+(?P<author>.+?)\s+on\s+(?P<date>.+)$", re.I),
+    re.compile(r"^posted\s+on\s+(?P<date>.+?)(?:\s+by\s+(?P<author>.+))?$", re.I),
+    re.compile(r"^(?:written\s+)?by\s+(?P<author>[^|·,]+?)(?:\s*(?:\bon\b|[|·,—–])\s*(?P<date>.+))?$", re.I),
+]
+
+
+class BaseReader:
+    """One input format. Subclasses set ``name`` and ``extensions`` and implement ``read``."""
+
+    name = "base"
+    extensions: tuple[str, ...] = ()
+
+    def read(self, text: str, *, source: str, base_url: str) -> list[Article]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @staticmethod
+    def finish(article: Article) -> Article:
+        """Fill the optional fields every template relies on, and warn about missing alt text."""
+        article.title = " ".join(article.title.split())
+        images = body_images(article.body_html)
+        if not article.image and images:
+            article.image, article.image_alt = images[0]
+        if article.image and not article.image_alt:
+            article.image_alt = alt_for(article.image, images)
+        if not article.summary:
+            article.summary = summarize(first_paragraph_text(article.body_html))
+        else:
+            article.summary = summarize(article.summary)
+        if article.image and not article.image_alt.strip():
+            article.warnings.append(
+                f"the lead image {article.image} has no alt text: describe it in a few words "
+                "(mail clients that block images show the alt text instead, and screen readers read it)"
+            )
+        for src, alt in images:
+            if not alt.strip() and src != article.image:
+                article.warnings.append(
+                    f"the image {src} in the article body has no alt text: add a short description to it at the source"
+                )
+        urls = body_urls(article.body_html) + [article.image]
+        relative = list(dict.fromkeys(url for url in urls if url and not urlsplit(url).scheme))
+        if relative:
+            shown = ", ".join(relative[:3]) + (", …" if len(relative) > 3 else "")
+            article.warnings.append(
+                f"relative address(es) {shown} cannot be completed because no web address is known: "
+                "give the article's url, or run the command in the site folder"
+            )
+        return article
+
+
+# --- text helpers --------------------------------------------------------------------------------
+
+
+def summarize(text: str, limit: int = SUMMARY_LENGTH) -> str:
+    """Shorten at a word boundary so an excerpt never ends mid-word."""
+    text = " ".join(html.unescape(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(" ,;:–—-") + "…"
+
+
+def html_to_text(fragment: str) -> str:
+    """The visible text of an HTML fragment, whitespace collapsed."""
+    if not fragment or not fragment.strip():
+        return ""
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except Exception:  # lxml raises a few unrelated types on odd input
+        return " ".join(re.sub(r"<[^>]+>", " ", fragment).split())
+    return " ".join(root.text_content().split())
+
+
+def first_paragraph_text(body_html: str) -> str:
+    """The first real paragraph: what a reader sees first, so the natural excerpt."""
+    if not body_html.strip():
+        return ""
+    root = lxml.html.fragment_fromstring(body_html, create_parent="div")
+    paragraphs = [" ".join(p.text_content().split()) for p in root.iter("p")]
+    # A short first line is usually a byline or a caption, not the opening of the article.
+    for text in paragraphs:
+        if len(text) >= 60:
+            return text
+    return next((text for text in paragraphs if text), " ".join(root.text_content().split()))
+
+
+def body_images(body_html: str) -> list[tuple[str, str]]:
+    """(src, alt) of every image in a sanitized body, in order."""
+    if "<img" not in body_html:
+        return []
+    root = lxml.html.fragment_fromstring(body_html, create_parent="div")
+    return [(img.get("src", ""), img.get("alt", "")) for img in root.iter("img") if img.get("src")]
+
+
+def body_urls(body_html: str) -> list[str]:
+    if "href" not in body_html and "src" not in body_html:
+        return []
+    root = lxml.html.fragment_fromstring(body_html, create_parent="div")
+    return [element.get("href") or element.get("src") for element in root.xpath("//a[@href] | //img[@src]")]
+
+
+_SIZE_SUFFIX = re.compile(r"-\d{2,5}x\d{2,5}(?=\.[a-z0-9]+$)", re.I)
+
+
+def image_key(url: str) -> str:
+    """Same picture, different rendition: WordPress adds -1024x683, CDNs add ?format=1500w."""
+    parts = urlsplit(url)
+    return (parts.netloc.lower() + _SIZE_SUFFIX.sub("", parts.path)).rstrip("/")
+
+
+def alt_for(image: str, images: list[tuple[str, str]]) -> str:
+    key = image_key(image)
+    for src, alt in images:
+        if alt.strip() and image_key(src) == key:
+            return alt.strip()
+    return ""
+
+
+def absolute_url(url: str, base: str) -> str:
+    url = (url or "").strip()
+    if not url:
+        return ""
+    if url.startswith("//"):
+        scheme = urlsplit(base).scheme or "https"
+        return f"{scheme}:{url}"
+    if base and not urlsplit(url).scheme:
+        return urljoin(base, url)
+    return url
+
+
+def is_url(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://"))
+
+
+# --- dates -------------------------------------------------------------------------------------
+
+
+def iso_datetime(value) -> str:
+    """An ISO 8601 string from whatever a source calls a date, or "" when it cannot be read.
+
+    Keeps the precision the source had: a date stays a date, a clock time without
+    seconds stays without seconds, an offset stays an offset.
+    """
+    if value is None or value == "":
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = " ".join(str(value).split())
+    if not text:
+        return ""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        try:
+            return dt.date.fromisoformat(text).isoformat()
+        except ValueError:
+            return ""
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError:
+        pass
+    else:
+        return parsed.isoformat(timespec="auto" if re.search(r"\d:\d{2}:\d{2}", text) else "minutes")
+    try:
+        return email.utils.parsedate_to_datetime(text).isoformat()
+    except (TypeError, ValueError, IndexError):
+        pass
+    return human_date(text)
+
+
+def human_date(text: str) -> str:
+    """'Friday 18th May 2018 at 3:57 pm' -> '2018-05-18T15:57'; '' when it is not a date."""
+    text = " ".join(text.split()).strip(" .,")
+    for pattern in _HUMAN_DATES:
+        match = pattern.match(text)
+        if not match:
+            continue
+        month = MONTHS.get(match["month"].lower())
+        if month is None:
+            continue
+        try:
+            day = dt.date(int(match["year"]), month, int(match["day"]))
+        except ValueError:
+            return ""
+        if match["hour"] is None:
+            return day.isoformat()
+        hour, minute = int(match["hour"]), int(match["minute"])
+        ampm = (match["ampm"] or "").replace(".", "").lower()
+        if ampm == "pm" and hour < 12:
+            hour += 12
+        elif ampm == "am" and hour == 12:
+            hour = 0
+        try:
+            return dt.datetime.combine(day, dt.time(hour, minute)).isoformat(timespec="minutes")
+        except ValueError:
+            return day.isoformat()
+    return ""
+
+
+def parse_byline(line: str) -> tuple[str, str] | None:
+    """'Posted by Jo Bloggs on Friday 18th May 2018 at 3:57 pm' -> ('Jo Bloggs', '2018-05-18T15:57')."""
+    line = " ".join(line.split()).strip(" ,")
+    if not line or len(line) > 160:
+        return None
+    for pattern in BYLINES:
+        match = pattern.match(line)
+        if not match:
+            continue
+        author = (match["author"] or "").strip(" ,.")
+        published = human_date(match["date"] or "")
+        if pattern is BYLINES[-1] and not published and (match["date"] or len(author.split()) > 5):
+            continue  # "By the way, …" opens a paragraph; it is not a byline
+        if author or published:
+            return author, published
+    return None
+
+
+def published_date(article: Article) -> dt.date | None:
+    """The calendar day an article came out, for choosing what goes into the next issue."""
+    try:
+        return dt.date.fromisoformat(article.published[:10]) if article.published else None
+    except ValueError:
+        return None
+
+
+def require_title(title: str, *, source: str, hint: str) -> str:
+    title = " ".join((title or "").split())
+    if not title:
+        raise ArticleError("no title found", where=source, hint=hint)
+    return title

@@ -1,0 +1,375 @@
+"""A blog post's web page (a saved ``.html`` file or a URL): the article, without the website around it.
+
+The body comes from trafilatura, which finds the main text of a page and leaves
+out navigation, sidebars, comments, share buttons and footers. We prune the
+usual WordPress / Squarespace / Wix furniture by class name first (comment
+forms, cookie banners, related posts, newsletter sign-up boxes) and convert
+trafilatura's XML ourselves so numbered lists stay numbered. trafilatura is
+only ever given text, never a URL to download, so it cannot touch the network.
+
+The facts (title, author, date, canonical URL, lead image) come from the page's
+own metadata, most specific first: JSON-LD ``Article``/``BlogPosting``, Open
+Graph and ``article:*`` tags, ``<meta name=author>``, ``<time datetime>``, and
+only then trafilatura's guesses.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import lxml.html
+import trafilatura
+from lxml import etree
+
+from ..errors import ArticleError
+from .base import BaseReader, absolute_url, alt_for, is_url, iso_datetime, parse_byline
+from .model import Article
+from .sanitize import sanitize_html
+
+ARTICLE_TYPES = {"article", "blogposting", "newsarticle", "report", "medicalwebpage", "medicalscholarlyarticle"}
+SEPARATORS = (" | ", " - ", " – ", " — ", " · ", " :: ", " » ")
+
+_WORD_CLASSES = ("sidebar", "widget-area", "comments", "comment-respond", "related", "share", "social", "subscribe")
+_SUBSTRING_CLASSES = (
+    "sharedaddy", "sharing", "share-buttons", "social-share", "jp-relatedposts", "related-posts", "relatedposts",
+    "post-navigation", "pagination", "newsletter", "cookie", "gdpr", "consent-banner", "breadcrumb", "author-bio",
+    "about-author", "comments-area", "comment-list", "announcement-bar", "mc4wp", "wpcf7", "ss-social",
+)
+_IDS = ("comments", "respond", "secondary", "sidebar", "cookie-notice", "cookie-law-info-bar", "breadcrumbs")
+_NEVER_PRUNE = "not(self::html) and not(self::body) and not(self::main) and not(self::article)"
+JUNK_XPATHS = [
+    "//form",
+    "//*[@role='dialog' or @role='complementary' or @aria-label='Cookie banner']",
+    "//*[%s and (%s)]"
+    % (
+        _NEVER_PRUNE,
+        " or ".join(
+            [f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')" for name in _WORD_CLASSES]
+            + [f"contains(@class, '{name}')" for name in _SUBSTRING_CLASSES]
+            + [f"@id='{name}'" for name in _IDS]
+        ),
+    ),
+]
+_HIGHLIGHTS = {"#b": "strong", "#i": "em", "#u": "u", "#t": "code", "#sub": "sub", "#sup": "sup", "#del": "s"}
+COPYRIGHT = re.compile(r"^(?:©|\(c\)|copyright\b)", re.I)
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
+
+
+class HTMLPageReader(BaseReader):
+    """The web page of one blog post, saved to a file or fetched from its URL."""
+
+    name = "html"
+    extensions = (".html", ".htm", ".xhtml")
+
+    def read(self, text: str, *, source: str, base_url: str) -> list[Article]:
+        text = _XML_DECLARATION.sub("", text, count=1)
+        try:
+            page = lxml.html.document_fromstring(text)
+        except (etree.ParserError, ValueError) as exc:
+            raise ArticleError(f"not a readable HTML page ({exc})", where=source) from None
+        meta = PageMetadata(page)
+        url = absolute_url(meta.canonical_url(), source if is_url(source) else base_url)
+        base = url or (source if is_url(source) else "") or base_url
+
+        document = _extract(text, base, prune=True) or _extract(text, base, prune=False)
+        body = _to_html(document.body) if document is not None and document.body is not None else ""
+        if not body.strip():
+            raise ArticleError(
+                "could not find the article text in this page",
+                where=source,
+                hint="save the post's own page (not a listing or home page), or use the blog's RSS feed",
+            )
+        title = meta.title() or (document.title or "")
+        if not title.strip():
+            raise ArticleError("the page has no title", where=source, hint="the page needs a <title> or an <h1>")
+        body, byline = _tidy_body(body, title)
+        image = absolute_url(meta.image(), base)
+        article = Article(
+            title=title,
+            url=url,
+            author=meta.author() or byline[0] or _first_author(document.author or ""),
+            published=meta.published() or byline[1] or iso_datetime(document.date or ""),
+            summary=meta.description(),
+            image=image,
+            image_alt=meta.image_alt(image, base),
+            body_html=sanitize_html(body, base_url=base),
+            tags=meta.tags() or list(dict.fromkeys((document.tags or []) + (document.categories or []))),
+            source=source,
+        )
+        return [self.finish(article)]
+
+
+def _extract(text: str, url: str, *, prune: bool):
+    return trafilatura.bare_extraction(
+        text,
+        url=url or None,
+        include_comments=False,
+        include_tables=True,
+        include_images=True,
+        include_links=True,
+        include_formatting=True,
+        with_metadata=True,
+        deduplicate=False,
+        prune_xpath=JUNK_XPATHS if prune else None,
+    )
+
+
+def _to_html(body) -> str:
+    """trafilatura's XML (head, list, item, hi, ref, graphic, …) as plain HTML."""
+    body = copy.deepcopy(body)
+    for element in body.iter():
+        if not isinstance(element.tag, str):
+            continue
+        tag, rend = element.tag, element.get("rend") or ""
+        if tag == "list":
+            element.tag = "ol" if rend == "ol" else "ul"
+        elif tag == "item":
+            element.tag = "li"
+        elif tag == "head":
+            element.tag = rend if re.fullmatch(r"h[1-6]", rend) else "h3"
+        elif tag == "hi":
+            element.tag = _HIGHLIGHTS.get(rend, "em")
+        elif tag == "ref":
+            element.tag = "a"
+            element.set("href", element.get("target") or "")
+        elif tag == "graphic":
+            element.tag = "img"
+        elif tag == "lb":
+            element.tag = "br"
+        elif tag == "quote":
+            element.tag = "blockquote"
+        elif tag == "code":
+            element.tag = "pre"
+        elif tag == "row":
+            element.tag = "tr"
+        elif tag == "cell":
+            element.tag = "th" if element.get("role") == "head" else "td"
+        elif tag == "del":
+            element.tag = "s"
+    body.tag = "div"
+    return etree.tostring(body, encoding="unicode", method="html")
+
+
+def _tidy_body(body: str, title: str) -> tuple[str, tuple[str, str]]:
+    """What trafilatura keeps on plain, class-less pages: the title again, a byline, a row of
+    navigation links, a copyright line. Returns the body without them, and (author, date) from the byline."""
+    root = lxml.html.fragment_fromstring(body, create_parent="div")
+    if len(root) == 1 and root[0].tag == "div" and not (root.text or "").strip():
+        root = root[0]
+    byline = ("", "")
+    blocks = list(root)
+    for element in blocks[:4]:
+        text = " ".join(element.text_content().split())
+        if re.fullmatch(r"h[1-6]", element.tag) and _same_text(text, title):
+            element.drop_tree()
+        elif element.tag == "p" and not byline[0] and (found := parse_byline(text)):
+            byline = found
+            element.drop_tree()
+    for element in blocks[-3:]:
+        if element.getparent() is not None and COPYRIGHT.match(" ".join(element.text_content().split())):
+            element.drop_tree()
+    for element in list(root.iter("table", "ul", "ol", "p", "div")):
+        if element.getparent() is not None and _is_link_row(element):
+            element.drop_tree()
+    return lxml.html.tostring(root, encoding="unicode", method="html"), byline
+
+
+def _is_link_row(element) -> bool:
+    """A block that is nothing but three or more links ("Home | Treatments | News") is navigation."""
+    links = element.xpath(".//a[@href]")
+    if len(links) < 3:
+        return False
+    text = re.sub(r"[\s|·•/,–—-]+", "", element.text_content())
+    linked = re.sub(r"[\s|·•/,–—-]+", "", "".join(a.text_content() for a in links))
+    return bool(text) and len(linked) / len(text) >= 0.8
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def _first_author(value: str) -> str:
+    return value.split(";")[-1].strip() if value else ""
+
+
+class PageMetadata:
+    """What a page says about itself in <head> and JSON-LD."""
+
+    def __init__(self, page):
+        self.page = page
+        self.meta: dict[str, list[str]] = {}
+        for element in page.iter("meta"):
+            key = (element.get("property") or element.get("name") or "").strip().lower()
+            if not key and element.get("itemprop"):
+                key = "itemprop:" + element.get("itemprop").strip().lower()
+            content = (element.get("content") or "").strip()
+            if key and content:
+                self.meta.setdefault(key, []).append(content)
+        self.objects = _json_ld_objects(page)
+        self.article = next((obj for obj in self.objects if _types(obj) & ARTICLE_TYPES), {})
+        self.site_names = {name for name in self.meta.get("og:site_name", []) + self.meta.get("application-name", [])}
+        publisher = self.article.get("publisher")
+        if isinstance(publisher, dict) and isinstance(publisher.get("name"), str):
+            self.site_names.add(publisher["name"])
+
+    def first(self, *keys: str) -> str:
+        for key in keys:
+            values = self.meta.get(key)
+            if values:
+                return values[0]
+        return ""
+
+    def title(self) -> str:
+        h1 = next((" ".join(h.text_content().split()) for h in self.page.iter("h1") if h.text_content().strip()), "")
+        candidates = [
+            _ld_text(self.article.get("headline")),
+            self.first("og:title"),
+            self.first("twitter:title"),
+            h1,
+            " ".join(self.page.findtext(".//title", default="").split()),
+        ]
+        title = self._strip_site_name(next(filter(None, candidates), ""))
+        # "Post title | Some site" with no og:site_name to recognise: the <h1> is the cleaner copy.
+        if h1 and title != h1 and title.startswith(h1) and title[len(h1):].startswith(SEPARATORS):
+            return h1
+        return title
+
+    def _strip_site_name(self, title: str) -> str:
+        for name in self.site_names:
+            for separator in SEPARATORS:
+                if title.endswith(separator + name):
+                    return title[: -len(separator + name)].strip()
+                if title.startswith(name + separator):
+                    return title[len(name + separator):].strip()
+        return title.strip()
+
+    def author(self) -> str:
+        ld_author = _ld_name(self.article.get("author"), self.objects)
+        if ld_author:
+            return ld_author
+        for key in ("author", "article:author", "dc.creator", "parsely-author", "sailthru.author"):
+            for value in self.meta.get(key, []):
+                if not is_url(value):
+                    return value
+        for xpath in (
+            "//*[@rel='author']", "//*[contains(@class,'byline')]//*[contains(@class,'fn')]",
+            "//*[contains(@class,'blog-author')]", "//*[@itemprop='author']//*[@itemprop='name']",
+            "//*[contains(concat(' ', normalize-space(@class), ' '), ' author ')]",
+        ):
+            for element in self.page.xpath(xpath):
+                text = " ".join(element.text_content().split())
+                if text and len(text) < 80:
+                    return text.removeprefix("By ").removeprefix("by ")
+        return ""
+
+    def published(self) -> str:
+        for value in (
+            self.first("article:published_time"),
+            _ld_text(self.article.get("datePublished")),
+            self.first("itemprop:datepublished", "date", "dc.date", "dc.date.issued", "pubdate", "og:published_time"),
+        ):
+            iso = iso_datetime(value) if value else ""
+            if iso:
+                return iso
+        times = self.page.xpath(
+            "//time[@datetime][contains(@class,'publish') or contains(@class,'entry-date') or @itemprop='datePublished']"
+        ) or self.page.xpath("//article//time[@datetime]") or self.page.xpath("//time[@datetime]")
+        for element in times:
+            iso = iso_datetime(element.get("datetime"))
+            if iso:
+                return iso
+        return ""
+
+    def canonical_url(self) -> str:
+        for link in self.page.iter("link"):
+            if "canonical" in (link.get("rel") or "").lower().split() and (link.get("href") or "").strip():
+                return link.get("href").strip()
+        return self.first("og:url") or _ld_text(self.article.get("url")) or ""
+
+    def image(self) -> str:
+        return (
+            self.first("og:image", "og:image:url", "og:image:secure_url")
+            or _ld_image(self.article.get("image"))
+            or self.first("twitter:image", "twitter:image:src")
+        )
+
+    def image_alt(self, image: str, base: str) -> str:
+        alt = self.first("og:image:alt", "twitter:image:alt")
+        if alt or not image:
+            return alt
+        page_images = [
+            (absolute_url(img.get("src") or img.get("data-src") or "", base), img.get("alt") or "")
+            for img in self.page.iter("img")
+        ]
+        return alt_for(image, page_images)
+
+    def description(self) -> str:
+        return (
+            self.first("og:description", "description", "twitter:description")
+            or _ld_text(self.article.get("description"))
+        )
+
+    def tags(self) -> list[str]:
+        tags = list(self.meta.get("article:tag", []))
+        keywords = self.article.get("keywords")
+        if isinstance(keywords, str):
+            tags += [k.strip() for k in keywords.split(",")]
+        elif isinstance(keywords, list):
+            tags += [k.strip() for k in keywords if isinstance(k, str)]
+        if not tags:
+            tags = [" ".join(a.text_content().split()) for a in self.page.xpath("//a[@rel='tag' or contains(@rel,' tag')]")]
+        return list(dict.fromkeys(tag for tag in tags if tag))
+
+
+def _json_ld_objects(page) -> list[dict]:
+    found: list[dict] = []
+
+    def walk(value):
+        if isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            found.append(value)
+            walk(value.get("@graph", []))
+
+    for script in page.xpath("//script[@type='application/ld+json']"):
+        try:
+            walk(json.loads(script.text or ""))
+        except ValueError:
+            continue  # broken JSON-LD is common; the other metadata still counts
+    return found
+
+
+def _types(obj: dict) -> set[str]:
+    value = obj.get("@type", [])
+    values = value if isinstance(value, list) else [value]
+    return {str(v).lower() for v in values}
+
+
+def _ld_text(value) -> str:
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def _ld_name(value, objects: list[dict]) -> str:
+    if isinstance(value, list):
+        names = [_ld_name(item, objects) for item in value]
+        return ", ".join(name for name in names if name)
+    if isinstance(value, str):
+        return "" if is_url(value) else value.strip()
+    if isinstance(value, dict):
+        if isinstance(value.get("name"), str):
+            return value["name"].strip()
+        ref = value.get("@id")
+        target = next((obj for obj in objects if obj.get("@id") == ref and obj is not value), None)
+        return _ld_name(target, []) if target else ""
+    return ""
+
+
+def _ld_image(value) -> str:
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    if isinstance(value, dict):
+        value = value.get("url") or value.get("contentUrl") or ""
+    return value if isinstance(value, str) else ""

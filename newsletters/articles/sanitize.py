@@ -1,0 +1,151 @@
+"""Article HTML made safe and sensible for an e-mail body.
+
+Article bodies come from pages, feeds and files we do not control, so every
+reader passes its HTML through :func:`sanitize_html` before it reaches a
+template. nh3 (the Rust ``ammonia`` sanitizer) is the security boundary: only an
+allow-list of plain structural tags survives, no script, style, frames, forms or
+event handlers, and only http(s), mailto and tel links. Around it, two small
+lxml passes do what mail clients need: lazy-loaded images get their real
+``src`` back first; afterwards headings are brought into the h2-h4 range the
+templates style, relative URLs have become absolute where a base is known (a relative link
+in an e-mail points nowhere; readers warn about any that remain), and empty paragraphs, image-less ``<img>`` and
+link-less ``<a>`` are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+import nh3
+
+ALLOWED_TAGS = {
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6",
+    "ul", "ol", "li", "dl", "dt", "dd",
+    "a", "img", "figure", "figcaption",
+    "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td",
+    "strong", "em", "b", "i", "u", "s", "small", "sub", "sup", "mark", "abbr", "cite", "q",
+    "blockquote", "pre", "code",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "width", "height", "title"},
+    "th": {"colspan", "rowspan", "scope"},
+    "td": {"colspan", "rowspan"},
+    "ol": {"start"},
+    "abbr": {"title"},
+}
+# Removed together with everything inside them: their text means nothing outside the element.
+DROP_WITH_CONTENT = {
+    "script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "math",
+    "form", "button", "select", "textarea", "input", "label", "title", "head",
+}
+URL_SCHEMES = {"http", "https", "mailto", "tel"}
+URL_ATTRIBUTES = {"href", "src"}
+NUMERIC_ATTRIBUTES = {"width", "height", "colspan", "rowspan", "start"}
+LAZY_SRC_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-image", "data-orig-file")
+
+_EMPTY_PARAGRAPH = re.compile(r"^[\s\u00a0\u200b]*$")
+
+
+def sanitize_html(html: str, *, base_url: str) -> str:
+    """The safe, self-contained version of an article body, ready for a mail template."""
+    if not html or not html.strip():
+        return ""
+    prepared = _restore_lazy_images(html)
+    cleaned = nh3.clean(
+        prepared,
+        tags=ALLOWED_TAGS,
+        clean_content_tags=DROP_WITH_CONTENT,
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_attribute_filter(base_url),
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener",
+        strip_comments=True,
+    )
+    return _tidy(cleaned)
+
+
+def _attribute_filter(base_url: str):
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        if attribute in NUMERIC_ATTRIBUTES:
+            value = value.strip().removesuffix("px")
+            return value if value.isdigit() else None
+        if attribute not in URL_ATTRIBUTES:
+            return value
+        value = value.strip()
+        if not value or (attribute == "href" and value.startswith("#")):
+            return None  # in-page anchors do not work in most mail clients
+        if value.startswith("//"):
+            value = (urlsplit(base_url).scheme or "https") + ":" + value
+        elif base_url and not urlsplit(value).scheme:
+            value = urljoin(base_url, value)
+        scheme = urlsplit(value).scheme.lower()
+        if scheme and scheme not in URL_SCHEMES:
+            return None
+        if tag == "img" and scheme and scheme not in ("http", "https"):
+            return None  # mail clients fetch only web images
+        return value
+
+    return keep
+
+
+def _parse_fragment(html: str):
+    return lxml.html.fragment_fromstring(html, create_parent="div")
+
+
+def _serialize(root) -> str:
+    text = lxml.html.tostring(root, encoding="unicode", method="html")
+    return text[len("<div>") : -len("</div>")].strip()
+
+
+def _restore_lazy_images(html: str) -> str:
+    """Lazy-loading themes put a placeholder in src and the real image in data-src or srcset."""
+    if "<img" not in html.lower():
+        return html
+    try:
+        root = _parse_fragment(html)
+    except Exception:
+        return html
+    changed = False
+    for img in root.iter("img"):
+        src = (img.get("src") or "").strip()
+        if src and not src.startswith("data:"):
+            continue
+        real = next((img.get(name) for name in LAZY_SRC_ATTRIBUTES if (img.get(name) or "").strip()), None)
+        if not real:
+            srcset = img.get("data-srcset") or img.get("srcset") or ""
+            real = srcset.split(",")[0].split()[0] if srcset.strip() else None
+        if real:
+            img.set("src", real.strip())
+            changed = True
+    return _serialize(root) if changed else html
+
+
+def _tidy(html: str) -> str:
+    if not html.strip():
+        return ""
+    root = _parse_fragment(html)
+    for element in list(root.iter()):
+        if element is root or not isinstance(element.tag, str):
+            continue
+        tag = element.tag
+        if tag == "h1":
+            element.tag = "h2"
+        elif tag in ("h5", "h6"):
+            element.tag = "h4"
+        elif tag == "img" and not element.get("src"):
+            element.drop_tree()
+        elif tag == "a" and not element.get("href"):
+            element.drop_tag()
+        elif tag == "a" and element.get("href"):
+            element.set("rel", "noopener")
+    # Empty paragraphs (WordPress spacers: <p>&nbsp;</p>) last, after their images may have gone.
+    for p in list(root.iter("p")):
+        if len(p) == 0 and _EMPTY_PARAGRAPH.match(p.text or ""):
+            p.drop_tree()
+        elif all(child.tag == "br" for child in p) and _EMPTY_PARAGRAPH.match(p.text_content() or ""):
+            p.drop_tree()
+    text = _serialize(root)
+    return text if "<pre" in text else re.sub(r"\n\s*\n\s*\n+", "\n\n", text)
