@@ -1,0 +1,171 @@
+"""``newsletter build``: the files a send and a review need, written whole or not at all."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import shutil
+from pathlib import Path
+
+import lxml.html
+import pytest
+from click.testing import CliRunner
+
+from newsletters.build import OUTPUT_NAMES, build_issue, write_atomically
+from newsletters.cli import cli
+from newsletters.config import Site
+from newsletters.errors import IssueFileError, RenderError
+from newsletters.issues import load_issue
+
+FIXTURES = Path(__file__).parent / "fixtures" / "render"
+EXAMPLE_ISSUE = "issues/2026-11.toml"
+SMALL_ISSUE = "issues/2026-12.toml"
+
+
+@pytest.fixture
+def small_site(site_dir: Path) -> Path:
+    """The example site plus a one-article issue of our own (articles/ and issues/ as a site keeps them)."""
+    (site_dir / "articles").mkdir(exist_ok=True)
+    (site_dir / "issues").mkdir(exist_ok=True)
+    shutil.copy(FIXTURES / "dry_hands_in_winter.md", site_dir / "articles" / "dry_hands_in_winter.md")
+    shutil.copy(FIXTURES / "issue_with_one_markdown_post.toml", site_dir / SMALL_ISSUE)
+    return site_dir
+
+
+def parse(path: Path):
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+
+# ------------------------------------------------------------------ the example issue
+
+
+def test_example_issue_builds_within_gmails_limit_with_styles_inlined(site_dir):
+    result = build_issue(Site.load(site_dir), site_dir / EXAMPLE_ISSUE)
+    assert result.out_dir == site_dir / "build" / "2026-11"
+    assert sorted(result.paths) == sorted(OUTPUT_NAMES)
+    assert all(path.is_file() and path.stat().st_size > 0 for path in result.paths.values())
+
+    html_bytes = result.paths["email.html"].read_bytes()
+    assert len(html_bytes) < 102 * 1024
+    tree = lxml.html.document_fromstring(html_bytes)
+    body_styles = [el.get("style") for el in tree.find("body").iter() if isinstance(el.tag, str)]
+    assert sum(1 for style in body_styles if style) > 100  # the layout is carried by inline styles
+    head_css = "\n".join(style.text or "" for style in tree.find("head").iter("style"))
+    assert "@media" in head_css
+
+    issue = load_issue(site_dir / EXAMPLE_ISSUE)
+    assert len(issue.articles) >= 4 and {a.mode for a in issue.articles} == {"full", "excerpt"}
+    text = result.paths["email.txt"].read_text()
+    for _, article in result.articles:
+        assert article.title in " ".join(tree.text_content().split())
+        assert article.title in text
+
+
+def test_example_sample_eml_parses_as_multipart_alternative_with_both_parts(site_dir):
+    result = build_issue(Site.load(site_dir), site_dir / EXAMPLE_ISSUE)
+    message = parse(result.paths["sample.eml"])
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "__NL_" not in text and "__NL_" not in html
+    assert "Sam" in text and "Sam" in html
+    assert message["Subject"] == result.rendered.subject.replace("__NL_FIRST_NAME__", "Sam")
+
+
+def test_example_issue_avoids_phrases_the_pre_send_checks_refuse(site_dir):
+    text = (site_dir / EXAMPLE_ISSUE).read_text().lower()
+    for phrase in ("botox", "guaranteed", "risk-free", "offer ends", "today only"):
+        assert phrase not in text
+
+
+# ------------------------------------------------------------------ paths and atomic writes
+
+
+def test_relative_issue_path_is_found_in_the_current_folder_first(small_site, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "issues").mkdir(parents=True)
+    local = elsewhere / SMALL_ISSUE
+    local.write_text((small_site / SMALL_ISSUE).read_text().replace("Winter hand care", "Local copy of the issue"))
+    monkeypatch.chdir(elsewhere)
+    result = build_issue(Site.load(small_site), SMALL_ISSUE)
+    assert result.issue.path == elsewhere / SMALL_ISSUE
+    assert result.rendered.subject == "Local copy of the issue"
+
+
+def test_relative_issue_path_falls_back_to_the_site_folder(small_site, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = build_issue(Site.load(small_site), SMALL_ISSUE)
+    assert result.issue.path == small_site / SMALL_ISSUE
+    assert set(result.timings) >= {"read", "render", "mjml", "inline", "write"}
+
+
+def test_missing_issue_file_names_where_it_looked(small_site, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(IssueFileError) as caught:
+        build_issue(Site.load(small_site), "issues/1999-01.toml")
+    assert caught.value.where == "issues/1999-01.toml"
+    assert str(small_site) in caught.value.hint
+
+
+def test_out_dir_option_puts_files_in_out_slash_slug(small_site, tmp_path):
+    result = build_issue(Site.load(small_site), small_site / SMALL_ISSUE, out_dir=tmp_path / "out")
+    assert result.paths["web.html"] == tmp_path / "out" / "2026-12" / "web.html"
+    assert not (small_site / "build").exists()
+
+
+def test_a_failed_build_leaves_the_previous_build_untouched(small_site):
+    site = Site.load(small_site)
+    first = build_issue(site, small_site / SMALL_ISSUE)
+    before = {name: path.read_bytes() for name, path in first.paths.items()}
+    (small_site / "templates").mkdir()
+    shutil.copy(FIXTURES / "cta_with_unclosed_mj_button.mjml.j2", small_site / "templates" / "cta.mjml.j2")
+    issue = small_site / SMALL_ISSUE
+    issue.write_text(issue.read_text().replace("Winter hand care", "A changed subject"))
+    with pytest.raises(RenderError):
+        build_issue(site, issue)
+    assert {name: path.read_bytes() for name, path in first.paths.items()} == before
+    assert sorted(p.name for p in first.out_dir.iterdir()) == sorted(OUTPUT_NAMES)
+
+
+def test_write_atomically_changes_nothing_when_one_file_cannot_be_written(tmp_path):
+    good = tmp_path / "email.html"
+    good.write_text("old")
+    blocked = tmp_path / "web.html"
+    blocked.mkdir()  # a folder where a file should go: the rename fails
+    with pytest.raises(OSError):
+        write_atomically({blocked: b"new web", good: b"new email"})
+    assert good.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["email.html", "web.html"]  # no temporaries left
+
+
+def test_build_reads_articles_with_the_site_as_root(small_site):
+    result = build_issue(Site.load(small_site), small_site / SMALL_ISSUE)
+    [(entry, article)] = result.articles
+    assert entry.source == "articles/dry_hands_in_winter.md"
+    assert article.title == "Dry, cracked hands in winter"
+    html = result.paths["email.html"].read_text()
+    assert "Wash with lukewarm, not hot, water." in html
+    assert "Hello __NL_FIRST_NAME__, a short one this month." in html
+
+
+# ------------------------------------------------------------------ the command
+
+
+def test_build_command_prints_paths_warnings_and_size(small_site, tmp_path):
+    issue = small_site / SMALL_ISSUE
+    issue.write_text(issue.read_text().replace('preheader = "Five habits for comfortable hands"\n', ""))
+    result = CliRunner().invoke(cli, ["--site", str(small_site), "build", SMALL_ISSUE, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    for name in OUTPUT_NAMES:
+        assert f"wrote {tmp_path / 'o' / '2026-12' / name}" in result.output
+    assert "warning: issue has no preheader" in result.output
+    size_kb = (tmp_path / "o" / "2026-12" / "email.html").stat().st_size / 1024
+    assert f"email.html is {size_kb:.1f} KB (under Gmail's 102 KB clipping limit)" in result.output
+
+
+def test_build_command_reports_a_bad_issue_in_one_line(small_site):
+    result = CliRunner().invoke(cli, ["--site", str(small_site), "build", "issues/nope.toml"])
+    assert result.exit_code == 1
+    assert "error: issues/nope.toml: no such issue file" in result.output
+    assert "Traceback" not in result.output
