@@ -127,7 +127,8 @@ class MailDocument:
         self.tree = lxml.html.document_fromstring(self.html or "<html><body></body></html>")
         self.body = self.tree.find("body") if self.tree.find("body") is not None else self.tree
         self.segments = self._segments()
-        self._block_where: dict[int, str] = {}
+        self._urls: dict[int, set[str]] = {}
+        self._written: set[tuple[str, str]] | None = None
 
     @classmethod
     def from_build(cls, site, build_result) -> "MailDocument":
@@ -197,10 +198,47 @@ class MailDocument:
         cta = getattr(self.issue, "cta", None)
         if cta is not None and url == cta.url:
             return "cta"
+        intro = getattr(self.issue, "intro", "") or ""
+        if intro and (f"({url})" in intro or f'"{url}"' in intro or f"<{url}>" in intro):
+            return "intro"  # a Markdown or HTML link written in the intro
         for issue_article, article in self.articles:
-            if url in (article.body_html or "") or (kind == "src" and url == article.image):
+            if url in self._body_urls(article) or (kind == "src" and url == article.image):
                 return article_where(issue_article)
         return None
+
+    def written_links(self) -> set[tuple[str, str]]:
+        """(href, squashed text) of every link someone wrote: in article bodies, the intro, the CTA."""
+        if self._written is None:
+            html_parts = [article.body_html or "" for _, article in self.articles]
+            intro = getattr(self.issue, "intro", "") or ""
+            if intro.strip():
+                html_parts.append(markdown_lib.markdown(intro))
+            links: set[tuple[str, str]] = set()
+            for html in html_parts:
+                if html.strip():
+                    root = lxml.html.fragment_fromstring(html, create_parent="div")
+                    for a in root.iter("a"):
+                        if a.get("href"):
+                            links.add((a.get("href").strip(), squash(a.text_content())))
+            cta = getattr(self.issue, "cta", None)
+            if cta is not None:
+                links.add((cta.url.strip(), squash(cta.text)))
+            self._written = links
+        return self._written
+
+    def _body_urls(self, article) -> set[str]:
+        """Every href and src in an article body, as the template will have copied them."""
+        key = id(article)
+        if key not in self._urls:
+            urls: set[str] = set()
+            if (article.body_html or "").strip():
+                root = lxml.html.fragment_fromstring(article.body_html, create_parent="div")
+                for element in root.iter("a", "img"):
+                    for attribute in ("href", "src"):
+                        if element.get(attribute):
+                            urls.add(element.get(attribute).strip())
+            self._urls[key] = urls
+        return self._urls[key]
 
     def place(self, element, url: str = "", kind: str = "href") -> tuple[str, int | None]:
         line = getattr(element, "sourceline", None)

@@ -67,10 +67,21 @@ def local_image_file(doc: MailDocument, src: str) -> Path | None:
     if not src or src.startswith(("data:", "cid:")):
         return None
     parts = urlsplit(src)
+    site = doc.site
     if parts.scheme == "file":
         candidates = [Path(unquote(parts.path))]
     elif parts.scheme in ("http", "https") or parts.netloc:
-        return None
+        # An image on the clinic's own website whose file the site folder holds at the same path
+        # (images/… kept beside newsletter.toml and uploaded with the website).
+        if site is None:
+            return None
+        candidates = []
+        for base in (site.config.website, site.public_url):
+            base = base.rstrip("/") + "/"
+            if src.startswith(base):
+                relative = unquote(urlsplit(src).path[len(urlsplit(base).path):])
+                candidates.append(site.root / relative)
+        candidates = [c for c in candidates if site.root.resolve() in c.resolve().parents]
     else:
         relative = unquote(parts.path)
         bases = [doc.site.root, doc.site.articles_dir] if doc.site is not None else []
@@ -184,7 +195,10 @@ def check_links(doc: MailDocument, settings) -> Iterator[Finding]:
             continue
         if VAGUE_LINK_RE.search(text):
             yield finding("link-click-here", where, short(text), html_line=line)
-        if kind == "ok" and not href.lower().startswith(("mailto:", "tel:", "sms:")):
+        # Only links someone wrote (article bodies, intro, call to action) are compared: the
+        # template's own pairs (title and "Read more", logo and web address) are deliberate.
+        written = (href, squash(a.text_content())) in doc.written_links()
+        if written and kind == "ok" and not href.lower().startswith(("mailto:", "tel:", "sms:")):
             texts_by_url.setdefault(href, []).append((text, a))
     for href, entries in texts_by_url.items():
         distinct: dict[str, str] = {}

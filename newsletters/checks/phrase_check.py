@@ -38,6 +38,7 @@ def check_phrases(doc: MailDocument, rules: list[Rule]) -> Iterator[Finding]:
     seen: set[tuple] = set()
 
     def emit(rule: Rule, where: str, hit: str, line: int | None):
+        hit = " ".join(hit.split())
         key = (rule.id, where, hit.lower(), line)
         if key in seen:
             return None

@@ -108,8 +108,9 @@ _BUILTIN = [
     Rule(
         "link-same-url-different-text",
         "warning",
-        "Links to the same address carry different texts: readers (and screen readers) take them for "
-        "different destinations.",
+        "Links you wrote (in articles, the intro or the call to action) go to the same address under "
+        "different texts: readers and screen readers take them for different destinations. The template's own "
+        "pairs (an article's title and its \"Read more\") are left alone.",
         "Use the same text for every link to that address, or drop the extra links.",
         "links",
     ),
