@@ -189,7 +189,7 @@ class Store:
     def check_name(field_name: str, value: str) -> None:
         problem = header_safe_problem(value)
         if problem:
-            raise RecipientError(f"{field_name} {problem}", where=field_name, hint="names end up in mail headers")
+            raise RecipientError(f"{field_name} {problem}", hint="names end up in mail headers")
 
     @staticmethod
     def normalize(email: str, *, where: str | None = None) -> str:

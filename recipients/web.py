@@ -81,13 +81,16 @@ def create_app(site, *, store: Store | None = None) -> Flask:
     def page(title: str, paragraphs: list[str], status: int = 200, links: list[tuple[str, str]] | None = None):
         return render_template("message.html", title=title, paragraphs=paragraphs, links=links or []), status
 
-    def bad_link(exc: TokenError):
-        return page(
-            "This link does not work",
-            [exc.message[:1].upper() + exc.message[1:] + ".", "Nothing has been changed."],
-            400,
-            [("Subscribe again", "/subscribe")],
-        )
+    def bad_link(exc: TokenError, purpose: str):
+        paragraphs = [exc.message[:1].upper() + exc.message[1:] + ".", "Nothing has been changed."]
+        if purpose == "unsubscribe":
+            contact = site.config.sender_reply_to or site.config.sender_address
+            paragraphs.append(f"To stop the newsletter, reply to any issue or write to {contact} and we will "
+                              "unsubscribe you.")
+            links = []
+        else:
+            links = [("Subscribe again", "/subscribe")]
+        return page("This link does not work", paragraphs, 400, links)
 
     def client() -> dict:
         return {"ip": request.remote_addr, "user_agent": (request.user_agent.string or "")[:500] or None}
@@ -198,10 +201,10 @@ def create_app(site, *, store: Store | None = None) -> Flask:
         try:
             public_id, _issued = read_confirm_token(key, token)
         except TokenError as exc:
-            return bad_link(exc)
+            return bad_link(exc, "confirm")
         outcome = store.confirm(public_id, **client())
         if outcome == "invalid":
-            return bad_link(TokenError("this confirmation link is no longer valid"))
+            return bad_link(TokenError("this confirmation link is no longer valid"), "confirm")
         return page("You are subscribed", [f"Thank you. {site.config.name}'s newsletter will reach you once a month.",
                                            "Every issue has a link to unsubscribe in one click."])
 
@@ -210,7 +213,7 @@ def create_app(site, *, store: Store | None = None) -> Flask:
         try:
             read_unsubscribe_token(key, token)
         except TokenError as exc:
-            return bad_link(exc)
+            return bad_link(exc, "unsubscribe")
         return render_template("unsubscribe.html", action=f"/unsubscribe/{token}")
 
     @app.post("/unsubscribe/<token>")
@@ -218,7 +221,7 @@ def create_app(site, *, store: Store | None = None) -> Flask:
         try:
             public_id = read_unsubscribe_token(key, token)
         except TokenError as exc:
-            return bad_link(exc)
+            return bad_link(exc, "unsubscribe")
         try:
             one_click = request.form.get("List-Unsubscribe") == "One-Click"
         except Exception:  # an unreadable body must not stop an unsubscribe
