@@ -299,3 +299,21 @@ def test_open_store_uses_the_site_folder_and_needs_a_real_secret_key(site_dir, m
     with open_store(Site.load(site_dir)) as store:
         assert store.stats()["total"] == 0
     assert other.is_file()
+
+
+def test_repeated_sign_ups_of_a_pending_address_send_one_confirmation_per_ten_minutes(store):
+    sent = []
+    for _ in range(3):
+        store.subscribe("jane@example.com", source="form", consent_text="x", send_confirmation=lambda *a: sent.append(a))
+    assert len(sent) == 1
+    assert [e.event for e in store.ledger(store.get("jane@example.com").id)] == ["subscribed"]
+
+
+def test_an_old_confirmation_link_does_not_undo_an_unsubscribe(store):
+    public_id = web_signup(store, "jane@example.com")
+    assert store.confirm(public_id) == "confirmed"
+    store.unsubscribe(public_id, "link")
+
+    assert store.confirm(public_id) == "invalid"
+    assert store.get("jane@example.com").status == "unsubscribed"
+    assert emails(store) == []
