@@ -33,6 +33,12 @@ SPAM_WARNING_SCORE = 2.0
 SPAM_ERROR_SCORE = 5.0
 
 
+def spam_rules_text(result: SpamResult) -> str:
+    """The rules that moved the score, each with SpamAssassin's own one-line explanation."""
+    fired = [f"{r.name} {r.score:g} ({r.description})" for r in result.rules if r.score != 0]
+    return "; ".join(fired) or "no rule added points"
+
+
 def _spam_findings(doc: MailDocument, settings: CheckSettings) -> tuple[list[Finding], SpamResult | None]:
     def make(rule_id: str, text: str) -> Finding:
         rule = BUILTIN_RULES[rule_id]
@@ -48,8 +54,7 @@ def _spam_findings(doc: MailDocument, settings: CheckSettings) -> tuple[list[Fin
         result = score_message(doc.sample_eml)
     except SpamAssassinError as exc:
         return [make("spamassassin-failed", str(exc))], None
-    fired = ", ".join(f"{r.name} {r.score:g}" for r in result.rules if r.score != 0) or "no scoring rules"
-    text = f"score {result.score:g} ({fired})"
+    text = f"score {result.score:g}: " + spam_rules_text(result)
     if result.score >= SPAM_ERROR_SCORE and settings.is_on("spam-score-error"):
         return [make("spam-score-error", text)], result
     if result.score >= SPAM_WARNING_SCORE and settings.is_on("spam-score-warning"):

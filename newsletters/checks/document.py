@@ -159,15 +159,15 @@ class MailDocument:
                 out.append(Segment(where, squashed))
 
         add("preheader", self.preheader)
+        intro = getattr(self.issue, "intro", "") or ""
+        if intro.strip():
+            add("intro", html_to_text(markdown_lib.markdown(intro)))
         for issue_article, article in self.articles:
             where = article_where(issue_article)
             add(where, article.title)
             add(where, article.summary)
             add(where, html_to_text(article.body_html))
             add(where, getattr(article, "image_alt", "") or "")
-        intro = getattr(self.issue, "intro", "") or ""
-        if intro.strip():
-            add("intro", html_to_text(markdown_lib.markdown(intro)))
         cta = getattr(self.issue, "cta", None)
         if cta is not None:
             add("cta", cta.text)
@@ -183,7 +183,10 @@ class MailDocument:
         hit_squashed = squash(hit)
         if not block:
             return None
-        for segment in self.segments:  # the block is (a slice of) something the user wrote
+        for segment in self.segments:  # the block is exactly something the user wrote
+            if block == segment.squashed:
+                return segment.where
+        for segment in self.segments:  # or a slice of it (a paragraph of an article)
             if block in segment.squashed:
                 return segment.where
         for segment in self.segments:  # or the block wraps it, e.g. a title inside a cell

@@ -150,8 +150,8 @@ class CheckReport:
         raise CheckFailed(
             f"{len(self.errors)} unaccepted error{'s' * (len(self.errors) != 1)} ({', '.join(rules)})",
             where=issue_path,
-            hint="fix them, or accept a rule in the issue file with a reason: "
-            f'[[accept]] rule = "{rules[0]}", reason = "why it is acceptable" (two lines under [[accept]])',
+            hint="fix them, or accept a rule in the issue file: an [[accept]] table with "
+            f'rule = "{rules[0]}" and reason = "why it is acceptable"',
         )
 
 

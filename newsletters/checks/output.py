@@ -20,28 +20,36 @@ STYLES = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def print_report(report: CheckReport, console: Console | None = None, *, title: str = "") -> None:
+    """One row per finding, then each rule's fix once (the same fix on every row would drown the rows)."""
     console = console or Console()
     if report.findings:
-        table = Table(title=title or None, show_lines=True, expand=True)
+        table = Table(title=title or None, expand=True)
         table.add_column("severity", no_wrap=True)
-        table.add_column("rule", no_wrap=True)
-        table.add_column("where", overflow="fold", ratio=2)
-        table.add_column("text", overflow="fold", ratio=3)
-        table.add_column("fix", overflow="fold", ratio=4)
+        table.add_column("rule", overflow="fold", ratio=2)
+        table.add_column("where", overflow="fold", ratio=3)
+        table.add_column("text", overflow="fold", ratio=4)
         for f in report.findings:
             severity = Text(f.severity, style="dim" if f.accepted else STYLES.get(f.severity, ""))
+            where = f.where
+            if f.html_line is not None and not where.startswith("email.html line"):
+                where += f" (email.html line {f.html_line})"
+            text = Text(f.text)
             if f.accepted:
-                severity.append("\naccepted", style="green")
-            fix = Text(f.fix)
-            if f.accepted:
-                fix = Text(f"accepted: {f.accepted_reason}", style="green")
-            where = f.where if f.html_line is None or f.where.startswith("email.html line") else f"{f.where}\n(email.html line {f.html_line})"
-            table.add_row(severity, f.rule, where, f.text, fix)
+                text.append(f"\naccepted: {f.accepted_reason}", style="green")
+            table.add_row(severity, f.rule, where, text)
         console.print(table)
+        fixes = {f.rule: f.fix for f in report.findings if not f.accepted}
+        if fixes:
+            console.print("How to fix:")
+            for rule_id, fix in fixes.items():
+                line = Text("  ")
+                line.append(rule_id, style="bold")
+                line.append(f": {fix}")
+                console.print(line)
     if report.spam is not None:
         console.print(
             f"SpamAssassin {report.spam.version}: score {report.spam.score:g} "
-            f"(warning from 2, error from 5; its own spam threshold is {report.spam.required:g})"
+            f"(this tool warns from 2 and stops the send from 5)"
         )
     style = "bold red" if report.blocking else "green"
     console.print(Text(f"Checks: {report.summary()}", style=style))
@@ -54,7 +62,7 @@ def report_json(report: CheckReport) -> str:
 def print_rules(settings: CheckSettings, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(show_lines=True, expand=True)
-    table.add_column("rule", no_wrap=True)
+    table.add_column("rule", overflow="fold")
     table.add_column("severity", no_wrap=True)
     table.add_column("on", no_wrap=True)
     table.add_column("what it finds", overflow="fold", ratio=3)
