@@ -58,7 +58,9 @@ TEXT_TEMPLATE = "email.txt.j2"
 CONTENT_WIDTH = 552  # 600 px body less the 24 px text padding either side
 GMAIL_CLIP_BYTES = 102 * 1024
 EXCERPT_CHARS = 260
-LONG_WORD = 18  # characters after which a word in a table cell gets a break opportunity
+LONG_WORD = 14  # characters after which a word in a table cell gets a break opportunity
+PHONE_TEXT_WIDTH = 375 - 2 * 24  # a 375 px phone less the text padding
+CHAR_PX, CELL_PADDING_PX = 8, 13  # 14 px Helvetica, 6 px padding either side and a border
 ZWSP = "\u200b"
 
 
@@ -396,6 +398,10 @@ def prepare_body(body_html: str, title: str, warnings: list[str], label: str) ->
             el.attrib.pop("width", None)
             if el.tag in ("td", "th"):
                 _soften_long_words(el)
+        if _narrowest_width(table) > PHONE_TEXT_WIDTH:
+            # Too many columns for a phone even with words kept whole: let words
+            # break anywhere rather than push the message wider than the screen.
+            table.set("class", ((table.get("class") or "") + " nl-table-tight").strip())
         parent = table.getparent()
         if parent is not None and "nl-table-wrap" not in (parent.get("class") or ""):
             wrapper = lxml.html.Element("div")
@@ -419,6 +425,21 @@ def _soften(text: str | None) -> str | None:
     if not text:
         return text
     return _LONG_WORD_RE.sub(lambda m: ZWSP.join(m.group(0)[i : i + LONG_WORD] for i in range(0, len(m.group(0)), LONG_WORD)), text)
+
+
+def _narrowest_width(table) -> float:
+    """Rough pixel width of a table whose cells wrap at every space (14 px text, 6 px padding)."""
+    widest: dict[int, int] = {}
+    for row in table.iter("tr"):
+        column = 0
+        for cell in row:
+            if not isinstance(cell.tag, str) or cell.tag not in ("td", "th"):
+                continue
+            words = re.split(r"[\s\u200b]+", cell.text_content())
+            widest[column] = max(widest.get(column, 0), max((len(w) for w in words), default=0))
+            span = cell.get("colspan", "1")
+            column += int(span) if span.isdigit() else 1
+    return sum(chars * CHAR_PX + CELL_PADDING_PX for chars in widest.values())
 
 
 def _soften_long_words(cell) -> None:
