@@ -22,9 +22,11 @@ in ``build/``.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import email
 import email.policy
+import html as html_lib
 import ipaddress
 import json
 import os
@@ -64,8 +66,10 @@ ERROR_TITLES = {
 }
 
 # The part of a start tag after which an attribute can be inserted safely.
-_START_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9:-]*)")
-_HEAD_END = re.compile(r"</head\s*>", re.IGNORECASE)
+_WHERE_LINE = re.compile(r"^(.+?):(\d+)$")
+_MESSAGE_LINE = re.compile(r"\bline (\d+)\b")
+_VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+_TAG_OR_COMMENT = re.compile(r"<!--.*?-->|<([a-zA-Z][a-zA-Z0-9:-]*)", re.DOTALL)
 
 
 def package_templates_dir() -> Path | None:
@@ -90,17 +94,49 @@ class BuildProblem:
     where: str | None = None
     hint: str | None = None
     detail: str | None = None  # a traceback, only for errors that are bugs in this program
+    excerpt: tuple[tuple[int, str, bool], ...] = ()  # (line number, text, is the line named) around the error
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> "BuildProblem":
         if isinstance(exc, NewsletterError):
             title = ERROR_TITLES.get(type(exc).__name__, "The issue could not be built")
-            return cls(title=title, message=exc.message, where=exc.where, hint=exc.hint)
+            return cls(
+                title=title,
+                message=exc.message,
+                where=exc.where,
+                hint=exc.hint,
+                excerpt=source_excerpt(exc.where, exc.message),
+            )
         return cls(
             title="Unexpected error while building (a bug in newsletter; please report it)",
             message=f"{type(exc).__name__}: {exc}",
             detail="".join(traceback.format_exception(exc)),
         )
+
+
+def source_excerpt(where: str | None, message: str, context: int = 2) -> tuple[tuple[int, str, bool], ...]:
+    """The lines around the one an error names (``file:12``, or a file and "line 12" in the message).
+
+    Staff then see the typo itself, not only its coordinates.
+    """
+    if not where:
+        return ()
+    match = _WHERE_LINE.match(where)
+    if match:
+        path, line = Path(match.group(1)), int(match.group(2))
+    else:
+        found = _MESSAGE_LINE.search(message)
+        if not found:
+            return ()
+        path, line = Path(where), int(found.group(1))
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ()
+    if not 1 <= line <= len(lines):
+        return ()
+    first, last = max(1, line - context), min(len(lines), line + context)
+    return tuple((n, lines[n - 1], n == line) for n in range(first, last + 1))
 
 
 @dataclass(frozen=True)
@@ -166,31 +202,68 @@ def read_sample_message(eml: bytes) -> tuple[str, str, list[tuple[str, str]]]:
     return html_part.get_content(), text_part.get_content(), headers
 
 
-def mark_finding_lines(html: str, lines: dict[int, list[int]]) -> tuple[str, set[int]]:
-    """Tag the element on each finding's line of ``email.html`` so the page can outline it.
+def _start_tags(html: str) -> list[tuple[int, int]]:
+    """(offset just after the tag name, offset of the tag's ``<``) of every start tag outside comments.
 
-    Only an attribute is added, right after a tag name on the same line, so line
-    numbers and everything else in the copy stay as built. A finding whose line
-    holds no start tag is pinned to the nearest one above it (the element that
-    contains the text on that line). Returns the new HTML and the findings marked.
+    Void elements (``<br>``, ``<img>``) hold no text, so they are never what a finding is about.
     """
-    if not lines:
+    tags = []
+    for match in _TAG_OR_COMMENT.finditer(html):
+        if match.group(1) and match.group(1).lower() not in _VOID_ELEMENTS:
+            tags.append((match.end(1), match.start()))
+    return tags
+
+
+def _in_text(html: str, pos: int) -> bool:
+    """True when ``pos`` is in text content, not inside a tag or an attribute."""
+    return html.rfind(">", 0, pos) >= html.rfind("<", 0, pos)
+
+
+def mark_finding_lines(html: str, findings: list[tuple[int, int, str]]) -> tuple[str, set[int]]:
+    """Tag the element each finding is about so the page can outline it.
+
+    ``findings`` holds (number, line of ``email.html``, the text that triggered
+    it). On that line the element is the start tag before the finding's text
+    (a line of MJML output often holds several elements), else the first start
+    tag on the line, else the nearest one above it. Tags inside comments (the
+    Outlook-only tables) are skipped: they are not shown. Only an attribute is
+    added, right after a tag name, so line numbers and everything else in the
+    copy stay as built. Returns the new HTML and the numbers of the findings marked.
+    """
+    if not findings:
         return html, set()
-    source = html.split("\n")
-    targets: dict[int, list[int]] = {}
-    for line, numbers in lines.items():
-        index = min(max(line, 1), len(source)) - 1
-        while index >= 0 and not _START_TAG.search(source[index]):
-            index -= 1
-        if index >= 0:
-            targets.setdefault(index, []).extend(numbers)
+    line_starts = [0] + [m.end() for m in re.finditer("\n", html)]
+    tags = _start_tags(html)
+    tag_ends = [end for end, _ in tags]
+    lowered = html.lower()
+    chosen: dict[int, list[int]] = {}  # insertion offset -> finding numbers
+    for number, line, text in findings:
+        index = min(max(line, 1), len(line_starts)) - 1
+        begin = line_starts[index]
+        stop = line_starts[index + 1] if index + 1 < len(line_starts) else len(html)
+        at = None
+        for needle in {text.strip().lower(), html_lib.escape(text.strip()).lower()} - {""}:
+            pos = lowered.find(needle, begin, stop)
+            while pos >= 0 and not _in_text(html, pos):
+                pos = lowered.find(needle, pos + 1, stop)
+            if pos >= 0:
+                at = pos
+                break
+        if at is None:
+            on_line = [end for end, tag_start in tags if begin <= tag_start < stop]
+            at = on_line[0] if on_line else begin
+        before = bisect.bisect_right(tag_ends, at) - 1
+        if before >= 0:
+            chosen.setdefault(tag_ends[before], []).append(number)
     marked: set[int] = set()
-    for index, numbers in targets.items():
-        numbers = sorted(set(numbers))
-        value = " ".join(str(n) for n in numbers)
-        source[index] = _START_TAG.sub(lambda m: f'{m.group(0)} data-nl-finding="{value}"', source[index], count=1)
+    pieces, last = [], 0
+    for offset in sorted(chosen):
+        numbers = sorted(set(chosen[offset]))
+        pieces += [html[last:offset], f' data-nl-finding="{" ".join(map(str, numbers))}"']
+        last = offset
         marked.update(numbers)
-    return "\n".join(source), marked
+    pieces.append(html[last:])
+    return "".join(pieces), marked
 
 
 def _load_checks() -> Callable | None:
@@ -256,11 +329,9 @@ class PreviewBuilder:
             findings, checks_note = _findings(site, result) if self.checks else (None, "")
             checks_ran = findings is not None
             findings = findings or []
-            by_line: dict[int, list[int]] = {}
-            for finding in findings:
-                if finding.html_line:
-                    by_line.setdefault(finding.html_line, []).append(finding.number)
-            html, marked = mark_finding_lines(html, by_line)
+            html, marked = mark_finding_lines(
+                html, [(f.number, f.html_line, f.text) for f in findings if f.html_line]
+            )
             findings = [_with_marked(f, f.number in marked) for f in findings]
             rendered = result.rendered
             return Snapshot(
@@ -359,7 +430,8 @@ def _json_for_script(data) -> str:
 class _Handler(BaseHTTPRequestHandler):
     server: "_PreviewHTTPServer"
     server_version = "newsletter-preview"
-    protocol_version = "HTTP/1.1"
+    # One request per connection: no idle keep-alive thread keeps answering after shutdown().
+    protocol_version = "HTTP/1.0"
 
     def log_message(self, format, *args):  # noqa: A002 - the name is the stdlib's
         pass  # staff need the page, not an access log

@@ -197,14 +197,33 @@ def test_bad_issue_toml_shows_in_the_page_and_fixing_it_recovers(preview, site_d
     )
 
 
-def test_finding_markers_keep_every_line_of_the_email():
-    html = "<html>\n<body>\n<table>\n<tr><td>Book now!</td></tr>\nplain text line\n</table>\n</body>\n</html>"
-    marked, done = mark_finding_lines(html, {4: [1], 5: [2], 2: [3]})
+OUTLOOK_ONLY = '<!--[if mso | IE]><table role="presentation"><tr><td><![endif]-->'
+EMAIL_LINES = [
+    "<html>",
+    '<body style="margin:0">',
+    OUTLOOK_ONLY + '<div class="col">',
+    '<h3 class="title">The medical uses of Botox</h3>',
+    '<p class="meta">18 May 2018</p>      <p>Botox<br>injections are popular</p>',
+    '<div class="body">',
+    "Botox on a line of its own",
+    "</div></div></body>",
+    "</html>",
+]
+
+
+def test_a_finding_marks_the_element_holding_its_text_on_its_line():
+    html = "\n".join(EMAIL_LINES)
+    marked, done = mark_finding_lines(html, [(1, 4, "Botox"), (2, 5, "botox"), (3, 7, "Botox"), (4, 3, "")])
     lines = marked.split("\n")
-    assert len(lines) == len(html.split("\n"))
-    assert lines[3] == '<tr data-nl-finding="1 2"><td>Book now!</td></tr>'  # line 5 has no tag: its element is above
-    assert lines[1] == '<body data-nl-finding="3">'
-    assert done == {1, 2, 3}
+    assert len(lines) == len(EMAIL_LINES)
+    assert lines[3] == '<h3 data-nl-finding="1" class="title">The medical uses of Botox</h3>'
+    # Line 5 holds two paragraphs; the text is in the second, not in the first.
+    assert lines[4] == '<p class="meta">18 May 2018</p>      <p data-nl-finding="2">Botox<br>injections are popular</p>'
+    # Line 7 holds no tag: the element opened above it holds the text.
+    assert lines[5] == '<div data-nl-finding="3" class="body">'
+    # Line 3's Outlook-only table is inside a comment: the visible div is marked instead.
+    assert lines[2] == OUTLOOK_ONLY + '<div data-nl-finding="4" class="col">'
+    assert done == {1, 2, 3, 4}
     assert re.sub(r' data-nl-finding="[0-9 ]+"', "", marked) == html
 
 

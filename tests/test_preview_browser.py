@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -32,6 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ISSUE = "issues/2026-11.toml"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "preview"
 WAIT_MS = 20_000  # the watcher polls, then builds: a few seconds on a busy machine
 
 pytestmark = pytest.mark.skipif(
@@ -104,7 +106,7 @@ def article_titles(site_dir: Path) -> list[str]:
     from newsletters.build import build_issue
 
     result = build_issue(Site.load(site_dir), site_dir / ISSUE, out_dir=site_dir.parent / "reference-build")
-    return [article.title for article in result.articles]
+    return [article.title for _, article in result.articles]
 
 
 def test_phone_frame_fits_375_px_and_shows_every_article_title(page, preview, site_dir):
@@ -180,6 +182,7 @@ def test_broken_site_config_shows_in_the_page_and_fixing_it_recovers(page, previ
     page.wait_for_selector("#problem", timeout=WAIT_MS)
     problem = page.inner_text("#problem")
     assert "newsletter.toml" in problem and "not valid TOML" in problem, problem
+    assert page.inner_text("#problem .excerpt .named").strip().endswith("[sender"), "the broken line is shown"
     assert page.query_selector("#phone-frame") is None, "a stale email must not look current"
     with urllib.request.urlopen(preview.url + "version", timeout=10) as response:
         assert response.status == 200 and json.load(response)["ok"] is False
@@ -197,3 +200,34 @@ def test_page_says_so_when_the_server_stops(page, preview):
     preview.shutdown()
     page.wait_for_selector("#server-gone", state="visible", timeout=WAIT_MS)
     assert "not answering" in page.inner_text("#server-gone")
+
+
+def test_a_finding_is_listed_and_pointed_at_in_the_email(page, site_dir):
+    """An article naming a prescription-only medicine: the check's finding shows up beside the email."""
+    article = FIXTURES / "promotion_naming_a_prescription_medicine.md"
+    shutil.copy(article, site_dir / "articles" / article.name)
+    issue_file = site_dir / ISSUE
+    with issue_file.open("a", encoding="utf-8") as handle:
+        handle.write(f'\n[[articles]]\nsource = "articles/{article.name}"\nmode = "full"\n')
+
+    server = serve_preview(site_dir, ISSUE, port=0)
+    try:
+        open_preview(page, server)
+        finding = page.locator("#findings li.finding.sev-error", has_text="Botox").first
+        assert finding.is_visible(), page.inner_text("#findings")
+        assert "ERROR" in finding.inner_text().upper()
+
+        desktop = frame(page, "#desktop-frame")
+        place = desktop.query_selector("mark.nl-finding")
+        assert place is not None and place.inner_text() == "Botox"
+        outlined = desktop.evaluate(
+            "() => getComputedStyle(document.querySelector('[data-nl-finding]')).outlineStyle"
+        )
+        assert outlined == "solid"
+
+        before = page.evaluate("window.scrollY")
+        finding.locator("button.show-in-email").click()
+        page.wait_for_function("y => window.scrollY > y + 100", arg=before, timeout=WAIT_MS)
+        assert desktop.query_selector(".nl-finding-active") is not None
+    finally:
+        server.shutdown()

@@ -21,11 +21,12 @@
     if (height > frame.offsetHeight) frame.style.height = height + "px";
   }
 
-  // Findings without a marked line are looked for by their text, in one text node.
-  function markText(doc, finding) {
+  // The finding's own words are highlighted inside its marked element, or anywhere
+  // in the email when the check named no line; a text node at a time.
+  function markText(doc, root, finding) {
     var needle = (finding.text || "").trim().toLowerCase();
-    if (needle.length < 3 || needle.length > 300 || !doc.body) return;
-    var walker = doc.createTreeWalker(doc.body, NodeFilter.SHOW_TEXT);
+    if (needle.length < 3 || needle.length > 300 || !root) return false;
+    var walker = doc.createTreeWalker(root, NodeFilter.SHOW_TEXT);
     for (var node = walker.nextNode(); node; node = walker.nextNode()) {
       var at = node.data.toLowerCase().indexOf(needle);
       if (at < 0) continue;
@@ -33,11 +34,20 @@
       hit.splitText(needle.length);
       var mark = doc.createElement("mark");
       mark.className = "nl-finding";
-      mark.setAttribute("data-nl-finding", String(finding.number));
+      if (!finding.marked) mark.setAttribute("data-nl-finding", String(finding.number));
       hit.parentNode.replaceChild(mark, hit);
       mark.appendChild(hit);
-      return;
+      return true;
     }
+    return false;
+  }
+
+  function markedElement(doc, number) {
+    var all = doc.querySelectorAll("[data-nl-finding]");
+    for (var i = 0; i < all.length; i++) {
+      if (all[i].getAttribute("data-nl-finding").split(" ").indexOf(String(number)) >= 0) return all[i];
+    }
+    return null;
   }
 
   function decorate(frame) {
@@ -46,18 +56,15 @@
     var style = doc.createElement("style");
     style.textContent = OUTLINE;
     doc.head.appendChild(style);
-    findings.forEach(function (finding) { if (!finding.marked) markText(doc, finding); });
+    findings.forEach(function (finding) {
+      markText(doc, finding.marked ? markedElement(doc, finding.number) : doc.body, finding);
+    });
   }
 
   function placeOf(number) {
     var frame = document.getElementById("desktop-frame");
     var doc = frame && frame.contentDocument;
-    if (!doc) return null;
-    var all = doc.querySelectorAll("[data-nl-finding]");
-    for (var i = 0; i < all.length; i++) {
-      if (all[i].getAttribute("data-nl-finding").split(" ").indexOf(String(number)) >= 0) return all[i];
-    }
-    return null;
+    return doc ? markedElement(doc, number) : null;
   }
 
   function enableButtons() {
