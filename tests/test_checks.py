@@ -163,16 +163,18 @@ def test_footer_without_postal_address_and_header_without_name(site_dir):
     ]
 
 
-def test_plain_text_template_without_links_address_or_unsubscribe(site_dir):
-    use_template(site_dir, "email_text_without_links_address_or_unsubscribe.txt.j2", "email.txt.j2")
+def test_plain_text_template_with_excerpts_only(site_dir):
+    use_template(site_dir, "email_text_with_excerpts_only.txt.j2", "email.txt.j2")
     result, report = build_and_check(site_dir, clean_issue(site_dir))
+    winter = "article articles/clean_winter_skin_care_article.md"
+    evenings = "article articles/clean_new_evening_opening_hours_article.md"
     assert found(report) == [
         ("unsubscribe-missing", "error", "email.txt", "no unsubscribe address in the plain-text part"),
         ("postal-address-missing", "error", "email.txt", "14 Orchard Parade, Larkfield, Kent, ME20 6AB, United Kingdom"),
-        ("text-part-incomplete", "error", "article articles/clean_winter_skin_care_article.md",
-         f"link missing from email.txt: {WEBSITE}/blog/winter-skin-care/"),
-        ("text-part-incomplete", "error", "article articles/clean_new_evening_opening_hours_article.md",
-         f"link missing from email.txt: {WEBSITE}/blog/thursday-evenings/"),
+        ("text-part-incomplete", "error", winter, "title missing from email.txt: Looking after your skin through a Kent winter"),
+        ("text-part-incomplete", "error", winter, f"link missing from email.txt: {WEBSITE}/blog/winter-skin-care/"),
+        ("text-part-incomplete", "error", evenings, "title missing from email.txt: We are now open on Thursday evenings"),
+        ("text-part-incomplete", "error", evenings, f"link missing from email.txt: {WEBSITE}/blog/thursday-evenings/"),
     ]
 
 

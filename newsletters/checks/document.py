@@ -195,7 +195,7 @@ class MailDocument:
         return None
 
     def where_for_url(self, url: str, kind: str = "href") -> str | None:
-        """The article, or the call to action, that put this link or image into the mail."""
+        """The article, intro or call to action that put this link or image into the mail, if any did."""
         if not url:
             return None
         cta = getattr(self.issue, "cta", None)
@@ -244,6 +244,7 @@ class MailDocument:
         return self._urls[key]
 
     def place(self, element, url: str = "", kind: str = "href") -> tuple[str, int | None]:
+        """Where to tell the user to look for this element, and its line in email.html."""
         line = getattr(element, "sourceline", None)
         where = self.where_for_url(url, kind)
         if where is None:

@@ -14,12 +14,12 @@ Unknown keys and unknown rule ids are errors naming the key, so a misspelt
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ConfigError
 from .model import Rule
-from .phrase_rules import BUNDLED_RULESETS, RuleSet, SiteRules, load_site_rules
+from .phrase_rules import BUNDLED_RULESETS, SiteRules, load_site_rules
 from .registry import BUILTIN_RULES
 
 KEYS = {"disable", "enable", "rules", "image_max_kb"}
@@ -35,7 +35,6 @@ class CheckSettings:
     enabled: frozenset[str]
     image_max_kb: int = DEFAULT_IMAGE_MAX_KB
     site_rules_path: Path | None = None
-    rulesets: tuple[RuleSet, ...] = field(default=BUNDLED_RULESETS)
 
     def is_on(self, rule_id: str) -> bool:
         return rule_id in self.enabled
@@ -102,7 +101,7 @@ def load_settings(site) -> CheckSettings:
                     hint=f"phrase rules: {', '.join(phrase_ids)}",
                 )
             extra = tuple(p for p in phrases if p.lower() not in {q.lower() for q in rule.phrases})
-            rules[rule_id] = Rule(**{**rule.__dict__, "phrases": rule.phrases + extra})
+            rules[rule_id] = replace(rule, phrases=rule.phrases + extra)
     elif "rules" in table:
         raise ConfigError(f"checks.rules names {rules_name!r}, which does not exist", where=where)
     else:
