@@ -83,19 +83,23 @@ def bench_personalize(site: Site, rendered, count: int):
         for i in range(count)
     ]
 
+    # Each message is dropped once built, as the delivery pipe hands it to the
+    # transport and forgets it; only the first and last are kept for the check below.
     start = time.perf_counter()
-    ours = [
-        factory.build(to_email=address, to_name=name, first_name=first, unsubscribe_url=unsub)
-        for address, name, first, unsub in recipients
-    ]
+    for address, name, first, unsub in recipients:
+        message = factory.build(to_email=address, to_name=name, first_name=first, unsubscribe_url=unsub)
+        if address == recipients[0][0]:
+            ours = [message]
+    ours.append(message)
     fast = time.perf_counter() - start
 
     start = time.perf_counter()
-    baseline = [
-        stdlib_message(site, rendered, to_email=address, to_name=name, first_name=first or rendered.first_name_fallback,
-                       unsubscribe_url=unsub, view_url=rendered.view_url)
-        for address, name, first, unsub in recipients
-    ]
+    for address, name, first, unsub in recipients:
+        message = stdlib_message(site, rendered, to_email=address, to_name=name, first_name=first or rendered.first_name_fallback,
+                                 unsubscribe_url=unsub, view_url=rendered.view_url)
+        if address == recipients[0][0]:
+            baseline = [message]
+    baseline.append(message)
     slow = time.perf_counter() - start
 
     # Same content both ways, or the comparison means nothing.

@@ -112,7 +112,10 @@ def encode_header(name: str, value: str) -> str:
     if value.isascii():
         if len(name) + 2 + len(value) <= 78:
             return f"{name}: {value}"
-        return f"{name}: " + Header(value, "us-ascii", header_name=name).encode(linesep=CRLF)
+        folded = f"{name}: " + Header(value, "us-ascii", header_name=name).encode(linesep=CRLF)
+        if max(len(line) for line in folded.split(CRLF)) <= 998:
+            return folded
+        # A run with no space to fold at: encoded-words may be split anywhere.
     return f"{name}: " + Header(value, "utf-8", header_name=name).encode(linesep=CRLF)
 
 

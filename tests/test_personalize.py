@@ -229,3 +229,20 @@ def test_sample_message_is_for_a_made_up_subscriber(site, rendered):
     text, html_part = bodies(message)
     assert "Hi Sam," in text and "Hi Sam," in html_part
     assert f"{site.public_url}/unsubscribe/" in message["List-Unsubscribe"]
+
+
+def test_subject_greeting_is_filled_per_recipient(site, site_dir):
+    articles = standard_articles()
+    rendered = render_issue(site, make_issue(site_dir, articles, subject="{first_name}, your November skin notes"), articles)
+    factory = MessageFactory(site, rendered, issue_slug="2026-11")
+    named = parse(factory.build(to_email="a@example.com", first_name="Priya", unsubscribe_url=UNSUB))
+    unnamed = parse(factory.build(to_email="b@example.com", unsubscribe_url=UNSUB))
+    assert named["Subject"] == "Priya, your November skin notes"
+    assert unnamed["Subject"] == "there, your November skin notes"
+
+
+def test_a_subject_with_no_space_to_fold_at_still_keeps_lines_short(site, rendered):
+    rendered.subject = "Winter" + "x" * 1200
+    raw = MessageFactory(site, rendered, issue_slug="2026-11").build(to_email="a@example.com", unsubscribe_url=UNSUB)
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    assert parse(raw)["Subject"] == rendered.subject
