@@ -384,11 +384,14 @@ def watched_paths(site_root: Path, issue_path: Path) -> list[Path]:
     except (IssueFileError, OSError):
         issue = None
     if issue is not None:
+        from .articles import is_url, split_selector
+        from .articles.sources import resolve_path
+
         for entry in issue.articles:
-            if "://" in entry.source:
-                continue  # a URL cannot be watched; a save of the issue file re-reads it
-            source = Path(entry.source)
-            files.append(source if source.is_absolute() else site_root / source)
+            location, _entry = split_selector(entry.source, site_root)  # "news.xml#<entry URL>" is news.xml
+            if not location or is_url(location):
+                continue  # a URL cannot be watched; saving any watched file fetches it again
+            files.append(resolve_path(location, site_root))
     for folder in folders:
         if folder.is_dir():
             files.extend(

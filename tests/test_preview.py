@@ -29,6 +29,7 @@ from newsletters.errors import ConfigError, IssueFileError, NewsletterError
 from newsletters.preview import mark_finding_lines, package_templates_dir, serve_preview
 
 ISSUE = "issues/2026-11.toml"  # the example site's issue, as the Makefile's demo builds it
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "preview"
 
 
 def get(url: str) -> tuple[int, str]:
@@ -167,6 +168,26 @@ def _break_and_fix(preview, path: Path, broken: str | None, expect: list[str]):
     state = wait_for_rebuild(preview, old)
     assert state["ok"] is True
     assert get(preview.url + "email.html")[0] == 200
+
+
+def test_an_article_outside_the_articles_folder_is_watched_too(site_dir):
+    """An issue may name a draft kept elsewhere; saving that draft must rebuild as well."""
+    drafts = site_dir / "drafts"
+    drafts.mkdir()
+    draft = drafts / "promotion_naming_a_prescription_medicine.md"
+    draft.write_bytes((FIXTURES / draft.name).read_bytes())
+    issue = site_dir / ISSUE
+    with issue.open("a", encoding="utf-8") as handle:
+        handle.write(f'\n[[articles]]\nsource = "drafts/{draft.name}"\nmode = "full"\n')
+    server = serve_preview(site_dir, ISSUE, port=0, poll_interval=0.1)
+    try:
+        assert "Smoother frown lines in time for spring" in get(server.url + "email.html")[1]
+        old = version(server)["version"]
+        draft.write_text(draft.read_text(encoding="utf-8").replace("Smoother frown lines", "Softer frown lines"), encoding="utf-8")
+        assert wait_for_rebuild(server, old)["ok"] is True
+        assert "Softer frown lines in time for spring" in get(server.url + "email.html")[1]
+    finally:
+        server.shutdown()
 
 
 def test_a_template_error_shows_in_the_page_and_fixing_it_recovers(preview, site_dir):
