@@ -1,3 +1,234 @@
-"""Commands of this family register themselves on `cli` (see cli/__init__.py)."""
+"""``newsletter send ISSUE`` and ``newsletter sends``: the plan, the question, the progress, the summary.
 
-from . import cli, pass_ctx  # noqa: F401
+All the deciding is in ``newsletters.delivery``; this module shows what it says.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..errors import DeliveryError
+from . import Context, cli, pass_ctx
+
+SHOW_NOT_SENT = 10
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+@cli.command()
+@click.argument("issue", type=click.Path(dir_okay=False))
+@click.option("--yes", "-y", is_flag=True, help="Send without asking. Required when not run on a terminal.")
+@click.option(
+    "--test-to",
+    "test_to",
+    multiple=True,
+    metavar="EMAIL",
+    help="Send a [TEST] copy with sample data to EMAIL (repeatable) instead of the list. Records nothing.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Send to at most N subscribers this time.")
+@click.option(
+    "--new-run",
+    is_flag=True,
+    help="Start a new run even if this issue was sent before: everyone gets it again.",
+)
+@click.option(
+    "--resend-unknown",
+    is_flag=True,
+    help='Also resend messages whose fate is "unknown" (handed over, no reply recorded). Risks a second copy.',
+)
+@pass_ctx
+def send(
+    ctx: Context, issue: str, yes: bool, test_to: tuple[str, ...], limit: int | None, new_run: bool, resend_unknown: bool
+) -> None:
+    """Send ISSUE to every eligible subscriber, exactly once; run it again to resume."""
+    from ..delivery import prepare_send, send_test
+
+    console = _console()
+    site = ctx.site
+    if test_to:
+        build, results, transport = send_test(site, issue, list(test_to))
+        console.print(f"Test of [bold]{escape(build.rendered.subject)}[/] via {escape(transport)}")
+        for result in results:
+            mark = "[green]sent[/]" if result.ok else "[red]not sent[/]"
+            console.print(f"  {mark} {escape(result.address)}: {escape(result.reply)}")
+        if not all(r.ok for r in results):
+            sys.exit(1)
+        return
+
+    with prepare_send(site, issue, new_run=new_run, resend_unknown=resend_unknown, limit=limit) as plan:
+        _show_plan(console, plan, issue)
+        if plan.to_send == 0:
+            where = f" in run #{plan.run.id}" if plan.run else ""
+            console.print(f"Nothing to send: every eligible subscriber has been handled{where}. See `newsletter sends`.")
+            return
+        if not yes:
+            if not sys.stdin.isatty():
+                raise DeliveryError(
+                    "not sending without confirmation, and there is no terminal to ask on",
+                    hint="add --yes to send from a script",
+                )
+            if not click.confirm(f"Send to {plan.to_send} subscriber{'s' * (plan.to_send != 1)}?", default=False):
+                console.print("Nothing sent.")
+                sys.exit(1)
+        report = _execute(console, plan)
+    _show_report(console, report, issue)
+    if report.error:
+        raise DeliveryError(report.error, hint=f"fix it, then run `newsletter send {issue}` again to resume")
+    if report.status == "interrupted" and report.run and not limit:
+        sys.exit(130)
+
+
+def _show_plan(console: Console, plan, issue: str) -> None:
+    console.print(f"Issue:      {escape(issue)} ({escape(plan.issue.slug)})")
+    console.print(f"Subject:    {escape(plan.subject)}")
+    line = f"Recipients: {plan.eligible} eligible, {plan.to_send} to send now"
+    if plan.run:
+        line += f" (resuming run #{plan.run.id})"
+    if plan.limit:
+        line += f" (--limit {plan.limit})"
+    console.print(line)
+    console.print(f"Transport:  {escape(plan.transport_description)}; {plan.settings.describe()}")
+    if plan.outbox:
+        console.print(
+            "[yellow]No SMTP_HOST is set: messages go to the maildir outbox in the site folder; "
+            "nothing is e-mailed.[/]"
+        )
+    if plan.checks is not None:
+        console.print(f"Checks:     {plan.checks.summary()}")
+    if plan.content_changed:
+        console.print(
+            "[yellow]The issue changed since this run started: the subscribers still waiting get the new version.[/]"
+        )
+    if plan.previously_sent:
+        console.print(
+            f"[yellow]{plan.previously_sent} subscribers already received this issue in earlier runs; "
+            "--new-run sends it to them again.[/]"
+        )
+    if plan.resend_unknown:
+        console.print("[yellow]--resend-unknown: messages of unknown fate are sent again; some may arrive twice.[/]")
+
+
+def _execute(console: Console, plan):
+    if not console.is_terminal:
+        console.print(f"Sending to {plan.to_send}…")
+        return plan.execute()
+    columns = (
+        TextColumn("Sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("send", total=plan.to_send, rate="")
+
+        def tick(stats) -> None:
+            done = stats.handled
+            elapsed = progress.tasks[0].elapsed or 0
+            rate = f"{done / elapsed:.0f} msg/s" if elapsed > 1 else ""
+            progress.update(task, completed=done, rate=rate)
+
+        return plan.execute(on_tick=tick)
+
+
+def _show_report(console: Console, report, issue: str) -> None:
+    from ..delivery.report import resume_hints
+
+    summary = report.summary
+    table = Table(title=f"Run #{report.run.id} of {escape(report.run.issue_slug)}: {report.status}", title_justify="left")
+    table.add_column("outcome")
+    table.add_column("subscribers", justify="right")
+    table.add_column("this time", justify="right")
+    session = report.session
+    labels = {
+        "sent": "sent (server accepted)",
+        "deferred": "deferred (server said later)",
+        "failed": "failed (refused for good)",
+        "skipped": "skipped (no longer eligible)",
+        "unknown": "unknown (no reply recorded)",
+    }
+    for key, label in labels.items():
+        table.add_row(label, str(summary[key]), str(session.get(key, 0)))
+    bounced = report.totals.get("bounced", 0)
+    if bounced:
+        table.add_row("  of the failed: bounced, now off the list", str(bounced), str(session.get("bounced", 0)))
+    queued = report.totals.get("queued", 0)
+    if queued:
+        table.add_row("not sent yet", str(queued), "")
+    console.print(table)
+    if report.orphans:
+        console.print(
+            f"{report.orphans} message(s) were being handed over when an earlier send stopped; they are now unknown."
+        )
+    shown = [row for row in report.not_sent if row["state"] != "queued"][:SHOW_NOT_SENT]
+    for row in shown:
+        console.print(f"  {row['state']:9} {escape(row['email'] or '(erased)')}: {escape(row['reply'])}")
+    if report.path:
+        console.print(f"Report: {report.path}")
+    if report.status == "interrupted" and report.session.get("sent", 0) >= 0:
+        console.print("Stopped: the messages in flight were finished and recorded.")
+    for hint in resume_hints(report.totals, report.status, issue):
+        console.print(f"- {escape(hint)}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@pass_ctx
+def sends(ctx: Context, as_json: bool) -> None:
+    """List send runs with their counts (sent, deferred, failed, skipped, unknown)."""
+    from recipients import open_store
+
+    from ..delivery import Ledger, list_runs
+
+    site = ctx.site
+    with open_store(site) as store:
+        runs = list_runs(Ledger(store.engine), site.reports_dir)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "run": r.run.id,
+                        "issue": r.run.issue_slug,
+                        "subject": r.run.subject,
+                        "status": r.run.status,
+                        "created_at": r.run.created_at.isoformat(),
+                        "updated_at": r.run.updated_at.isoformat(),
+                        **r.summary,
+                        "queued": r.queued,
+                        "report": str(r.report),
+                    }
+                    for r in runs
+                ],
+                indent=2,
+            )
+        )
+        return
+    console = _console()
+    if not runs:
+        console.print("No sends yet.")
+        return
+    table = Table()
+    for column in ("run", "issue", "started", "status", "sent", "deferred", "failed", "skipped", "unknown", "not yet"):
+        table.add_column(column, justify="right" if column not in ("issue", "status", "started") else "left")
+    for r in runs:
+        s = r.summary
+        table.add_row(
+            str(r.run.id),
+            escape(r.run.issue_slug),
+            r.run.created_at.strftime("%Y-%m-%d %H:%M"),
+            r.run.status,
+            *(str(s[k]) for k in ("sent", "deferred", "failed", "skipped", "unknown")),
+            str(r.queued),
+        )
+    console.print(table)

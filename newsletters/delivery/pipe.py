@@ -1,0 +1,329 @@
+"""One send session as a pipe: a feeder streams batches of eligible subscribers into
+the ledger and a bounded queue; N workers, one SMTP connection each, take
+messages from it.
+
+Shaped like listmonk's campaign pipe (internal/manager/pipe.go) with the
+difference that matters after a crash: progress is not a cursor over the list
+but the per-subscriber ledger. Each worker, for each message:
+
+1. builds the message (no database, no network);
+2. waits for the shared rate limiter;
+3. commits, in one transaction, the previous message's outcome and the claim of
+   this one (``queued`` → ``sending``); a claim that loses (another process, an
+   earlier session) means: do not send;
+4. hands the message over and keeps the outcome, to be committed with step 3 of
+   the next message, or at once when the worker is about to wait.
+
+So each connection has at most one row in ``sending`` at any moment, which is
+the bound on "unknown" after a kill. Temporary failures go to a retry heap with
+backoff; the pipe ends when the feeder is done, the queue and heap are empty and
+no message is in flight, or when ``stop()`` is called (Ctrl-C): then every
+worker finishes the message in hand, records it, and leaves.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import queue
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+from ..errors import DeliveryError, NewsletterError
+from ..transport import Transport
+from .ledger import BOUNCED, DEFERRED, FAILED, SENT, SENDABLE, Ledger, Outcome
+from .rate import RateLimiter
+from .retry import RetryPolicy, judge
+
+
+@dataclass
+class Work:
+    recipient: object  # recipients.Recipient
+    state: str  # the ledger state it was claimable from
+    tries: int = 0  # handovers in this session
+
+
+@dataclass
+class SessionStats:
+    """What this session did (the ledger holds the run's totals)."""
+
+    counts: Counter = field(default_factory=Counter)
+    already: Counter = field(default_factory=Counter)  # rows found finished, by state
+    fed: int = 0
+    pass_complete: bool = False
+    limited: bool = False
+    stopped: bool = False
+    error: NewsletterError | None = None
+
+    @property
+    def handled(self) -> int:
+        c = self.counts
+        return c[SENT] + c[FAILED] + c[BOUNCED] + c["unknown"] + c["deferred"] + c["lost_claim"]
+
+
+def chunked(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+class DeliveryPipe:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        run_id: int,
+        recipients: Iterable,
+        compose: Callable[[object], bytes],
+        sender: str,
+        transport_factory: Callable[[], Transport],
+        connections: int = 1,
+        limiter: RateLimiter | None = None,
+        policy: RetryPolicy = RetryPolicy(),
+        claimable: tuple[str, ...] = SENDABLE,
+        limit: int | None = None,
+        on_bounce: Callable[[int, str], None] | None = None,
+        batch_size: int = 1000,
+    ):
+        self.ledger = ledger
+        self.run_id = run_id
+        self.recipients = recipients
+        self.compose = compose
+        self.sender = sender
+        self.transport_factory = transport_factory
+        self.connections = max(1, connections)
+        self.limiter = limiter or RateLimiter()
+        self.policy = policy
+        self.claimable = claimable
+        self.limit = limit
+        self.on_bounce = on_bounce
+        self.batch_size = batch_size
+        self.stats = SessionStats()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[Work] = queue.Queue(maxsize=2 * self.connections + 8)
+        self._heap: list[tuple[float, int, Work]] = []
+        self._seq = itertools.count()
+        self._inflight = 0
+        self._feeder_done = False
+        self._connect_failures = 0
+        self._rng = random.Random()
+
+    # -- control -----------------------------------------------------------------
+    def stop(self) -> None:
+        """Finish the messages in flight, record them, and end (what Ctrl-C does)."""
+        self.stats.stopped = True
+        self._stop.set()
+
+    def _abort(self, error: NewsletterError) -> None:
+        with self._lock:
+            if self.stats.error is None:
+                self.stats.error = error
+        self._stop.set()
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.stats.counts[key] += 1
+
+    def run(self, on_tick: Callable[[SessionStats], None] | None = None, tick: float = 0.2) -> SessionStats:
+        threads = [threading.Thread(target=self._feed, name="send-feeder", daemon=True)]
+        threads += [
+            threading.Thread(target=self._work, name=f"send-connection-{n}", daemon=True)
+            for n in range(self.connections)
+        ]
+        for t in threads:
+            t.start()
+        # The main thread only watches (and so stays free for Ctrl-C and the progress bar).
+        while alive := [t for t in threads if t.is_alive()]:
+            alive[-1].join(tick)
+            if on_tick:
+                on_tick(self.stats)
+        return self.stats
+
+    # -- feeder ------------------------------------------------------------------
+    def _feed(self) -> None:
+        conn = self.ledger.connect()
+        complete = False
+        try:
+            for batch in chunked(self.recipients, self.batch_size):
+                if self._stop.is_set():
+                    return
+                states = self.ledger.enqueue(conn, self.run_id, [r.id for r in batch])
+                for recipient in batch:
+                    state, _attempts = states[recipient.id]
+                    if state not in self.claimable:
+                        self.stats.already[state] += 1
+                        continue
+                    if self.limit is not None and self.stats.fed >= self.limit:
+                        self.stats.limited = True
+                        return
+                    work = Work(recipient, state)
+                    while True:
+                        if self._stop.is_set():
+                            return
+                        try:
+                            self._queue.put(work, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    self.stats.fed += 1
+            complete = True
+        except NewsletterError as exc:
+            self._abort(exc)
+        except Exception as exc:  # the database went away, a bug: stop cleanly, report it
+            self._abort(DeliveryError(f"reading the subscriber list failed: {exc!r}"))
+        finally:
+            conn.close()
+            with self._lock:
+                self._feeder_done = True
+                self.stats.pass_complete = complete and not self._stop.is_set()
+
+    # -- workers ---------------------------------------------------------------------
+    def _next(self, flush: Callable[[], None]) -> Work | None:
+        flushed = False
+        while True:
+            with self._lock:
+                if self._stop.is_set():
+                    return None
+                now = time.monotonic()
+                if self._heap and self._heap[0][0] <= now:
+                    self._inflight += 1
+                    return heapq.heappop(self._heap)[2]
+                if self._feeder_done and self._queue.empty() and not self._heap and self._inflight == 0:
+                    return None
+                timeout = min(0.1, self._heap[0][0] - now) if self._heap else 0.1
+            try:
+                work = self._queue.get_nowait()
+            except queue.Empty:
+                if not flushed:  # about to wait: record the last outcome now, not later
+                    flush()
+                    flushed = True
+                    continue
+                try:
+                    work = self._queue.get(timeout=max(timeout, 0.001))
+                except queue.Empty:
+                    continue
+            with self._lock:
+                self._inflight += 1
+            return work
+
+    def _done(self, work: Work, retry_at: float | None = None) -> None:
+        with self._lock:
+            if retry_at is not None:
+                heapq.heappush(self._heap, (retry_at, next(self._seq), work))
+            self._inflight -= 1
+
+    def _work(self) -> None:
+        try:
+            transport = self.transport_factory()
+            conn = self.ledger.connect()
+        except NewsletterError as exc:
+            self._abort(exc)
+            return
+        pending: list[Outcome | None] = [None]
+
+        def flush() -> None:
+            if pending[0] is not None:
+                self.ledger.record(conn, self.run_id, pending[0])
+                pending[0] = None
+
+        try:
+            while (work := self._next(flush)) is not None:
+                self._one(work, conn, transport, pending, flush)
+        except Exception as exc:  # a database error: the ledger can no longer be trusted to go on
+            self._abort(DeliveryError(f"the delivery ledger failed: {exc!r}", hint="run the same command again to resume"))
+        finally:
+            try:
+                flush()
+            except Exception:
+                pass  # the row stays "sending" and will be reported as unknown: still safe
+            transport.close()
+            conn.close()
+
+    def _one(self, work: Work, conn, transport: Transport, pending: list, flush: Callable[[], None]) -> None:
+        recipient = work.recipient
+        sid = recipient.id
+        try:
+            message = self.compose(recipient)
+        except NewsletterError as exc:
+            # Refused before sending (e.g. a name holding a header injection): claim and fail it at once.
+            claimed = self.ledger.record(conn, self.run_id, pending[0], claim=sid, claimable=self.claimable)
+            pending[0] = Outcome(sid, FAILED, None, f"not sent: {exc.message}"[:500]) if claimed else None
+            self._count(FAILED if claimed else "lost_claim")
+            self._done(work)
+            return
+        if self.limiter.limited:
+            if pending[0] is not None and self.limiter.wait_time() > 0:
+                flush()
+            if not self.limiter.acquire(self._stop):
+                self._done(work)
+                return
+        claimed = self.ledger.record(conn, self.run_id, pending[0], claim=sid, claimable=self.claimable)
+        pending[0] = None
+        if not claimed:
+            self._count("lost_claim")
+            self._done(work)
+            return
+        work.tries += 1
+        try:
+            reply = transport.send(self.sender, [recipient.email], message)
+        except Exception as exc:
+            verdict = judge(exc)
+            text = _without_address(verdict.text, recipient.email)
+            if verdict.released:
+                self.ledger.release(conn, self.run_id, sid, work.state)
+                work.tries -= 1
+                self._abort(exc if isinstance(exc, NewsletterError) else DeliveryError(str(exc)))
+                self._done(work)
+                return
+            if verdict.connect_failure:
+                with self._lock:
+                    self._connect_failures += 1
+                    failures = self._connect_failures
+                if failures >= self.policy.max_attempts * self.connections:
+                    pending[0] = Outcome(sid, DEFERRED, verdict.code, text)
+                    self._count("deferred")
+                    self._abort(DeliveryError(f"cannot reach the SMTP server: {text}", hint="run the same command again to resume"))
+                    self._done(work)
+                    return
+            if verdict.state == DEFERRED and verdict.retry and self.policy.may_retry(work.tries):
+                pending[0] = Outcome(sid, DEFERRED, verdict.code, text)
+                work.state = DEFERRED
+                self._count("retried")
+                flush()  # about to do something else for a while; and the row must be claimable again
+                self._done(work, retry_at=time.monotonic() + self.policy.delay(work.tries, self._rng))
+                if verdict.connect_failure:
+                    self._stop.wait(self.policy.delay(min(failures, self.policy.max_attempts), self._rng))
+                return
+            if verdict.state == BOUNCED and self.on_bounce is not None:
+                try:
+                    self.on_bounce(sid, f"{verdict.code} {text}")
+                except NewsletterError:
+                    pass  # the ledger still says bounced; the report shows it
+            pending[0] = Outcome(sid, verdict.state, verdict.code, text)
+            self._count(verdict.state)
+            if verdict.abort:
+                self._abort(DeliveryError(f"stopped after an unexpected error: {text}"))
+            self._done(work)
+            return
+        with self._lock:
+            self._connect_failures = 0
+        pending[0] = Outcome(sid, SENT, reply.code, _without_address(reply.text, recipient.email)[:500])
+        self._count(SENT)
+        self._done(work)
+
+
+def _without_address(text: str, address: str) -> str:
+    """Server replies often quote the address; the ledger keeps no personal data of its own."""
+    if address and address.lower() in text.lower():
+        lowered = text.lower()
+        out, i = [], 0
+        while (j := lowered.find(address.lower(), i)) >= 0:
+            out.append(text[i:j] + "<recipient>")
+            i = j + len(address)
+        text = "".join(out) + text[i:]
+    return text

@@ -1,0 +1,170 @@
+"""The account of a send run: totals, what this session did, and everyone not yet served.
+
+The totals come from the ledger, not from counters in memory, so a report
+written after a resume describes the whole run, and a crash between two
+sessions cannot make the numbers lie. Every subscriber of the run without an
+accepted message is listed by name of state (deferred, failed, bounced,
+skipped, unknown, queued) with the server's last reply: nobody goes missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .ledger import BOUNCED, DEFERRED, FAILED, QUEUED, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Run
+from .pipe import SessionStats
+
+# The summary everyone sees; "failed" includes the bounced.
+SUMMARY_KEYS = ("sent", "deferred", "failed", "skipped", "unknown")
+
+
+def summarize(counts: dict[str, int]) -> dict[str, int]:
+    return {
+        "sent": counts.get(SENT, 0),
+        "deferred": counts.get(DEFERRED, 0),
+        "failed": counts.get(FAILED, 0) + counts.get(BOUNCED, 0),
+        "skipped": counts.get(SKIPPED, 0),
+        "unknown": counts.get(UNKNOWN, 0) + counts.get(SENDING, 0),
+    }
+
+
+@dataclass
+class SendReport:
+    run: Run
+    status: str
+    totals: dict[str, int]  # ledger states
+    session: dict[str, int]
+    not_sent: list[dict]
+    orphans: int = 0  # rows a killed earlier session left in "sending", now "unknown"
+    error: str | None = None
+    issue_path: str = ""
+    path: Path | None = None
+    resume_hints: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return summarize(self.totals)
+
+    def to_json(self) -> dict:
+        return {
+            "run": self.run.id,
+            "issue": self.run.issue_slug,
+            "issue_path": self.run.issue_path,
+            "subject": self.run.subject,
+            "status": self.status,
+            "transport": self.run.transport,
+            "sessions": self.run.sessions,
+            "created_at": _iso(self.run.created_at),
+            "updated_at": _iso(self.run.updated_at),
+            "finished_at": _iso(self.run.finished_at),
+            "summary": self.summary,
+            "details": {
+                "bounced": self.totals.get(BOUNCED, 0),
+                "queued": self.totals.get(QUEUED, 0),
+                "total": sum(self.totals.values()),
+            },
+            "this_session": self.session,
+            "unknown_from_earlier_session": self.orphans,
+            "error": self.error,
+            "next_steps": self.resume_hints,
+            "not_sent": self.not_sent,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def resume_hints(totals: dict[str, int], status: str, issue_path: str) -> list[str]:
+    command = f"newsletter send {issue_path}"
+    hints = []
+    if status != "done" or totals.get(QUEUED, 0):
+        hints.append(f"not finished: run `{command}` again to resume; nobody already served gets a second copy")
+    if totals.get(DEFERRED, 0):
+        hints.append(f"{totals[DEFERRED]} deferred by the server: run `{command}` again later to retry them")
+    unknown = totals.get(UNKNOWN, 0) + totals.get(SENDING, 0)
+    if unknown:
+        hints.append(
+            f"{unknown} unknown (handed over, no reply recorded; they may have arrived): "
+            f"`{command} --resend-unknown` sends them again, risking a second copy"
+        )
+    return hints
+
+
+def build_report(
+    ledger: Ledger, run: Run, stats: SessionStats, *, site=None, orphans: int = 0, skipped_now: int = 0
+) -> SendReport:
+    totals = ledger.counts(run.id)
+    session = {
+        "sent": stats.counts.get(SENT, 0),
+        "deferred": stats.counts.get("deferred", 0),
+        "retried": stats.counts.get("retried", 0),
+        "failed": stats.counts.get(FAILED, 0) + stats.counts.get(BOUNCED, 0),
+        "bounced": stats.counts.get(BOUNCED, 0),
+        "unknown": stats.counts.get(UNKNOWN, 0),
+        "skipped": skipped_now,
+        "already_done_before": sum(stats.already.values()),
+        "claimed_elsewhere": stats.counts.get("lost_claim", 0),
+    }
+    not_sent = [
+        {
+            "subscriber_id": row.subscriber_id,
+            "email": row.email,
+            "state": row.state,
+            "attempts": row.attempts,
+            "reply": f"{row.reply_code} {row.reply_text}" if row.reply_code else (row.reply_text or ""),
+        }
+        for row in ledger.unresolved(run.id)
+    ]
+    return SendReport(
+        run=run,
+        status=run.status,
+        totals=totals,
+        session=session,
+        not_sent=not_sent,
+        orphans=orphans,
+        error=str(stats.error) if stats.error else None,
+        resume_hints=resume_hints(totals, run.status, run.issue_path),
+    )
+
+
+def report_path(reports_dir: Path, run: Run) -> Path:
+    return Path(reports_dir) / f"send-{run.issue_slug}-run{run.id}.json"
+
+
+def write_report(reports_dir: Path, report: SendReport) -> Path:
+    """Write the report atomically (a reader never sees half a file); one file per run, rewritten each session."""
+    path = report_path(reports_dir, report.run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(report.to_json(), handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run: Run
+    summary: dict[str, int]
+    queued: int
+    report: Path
+
+
+def list_runs(ledger: Ledger, reports_dir: Path) -> list[RunSummary]:
+    """Every send run, oldest first, with its totals (for ``newsletter sends``)."""
+    out = []
+    for run in ledger.runs():
+        counts = ledger.counts(run.id)
+        out.append(RunSummary(run, summarize(counts), counts.get(QUEUED, 0), report_path(reports_dir, run)))
+    return out

@@ -1,0 +1,350 @@
+"""One ``newsletter send``: build, check, find or start the run, send, report.
+
+``prepare_send`` does everything that needs no confirmation (build, checks,
+counts, settings) and takes the site's send lock; the CLI shows the plan, asks,
+and calls ``SendPlan.execute``. The lock (an OS file lock, released by the
+kernel even on SIGKILL) is what lets a new process read a row left in
+``sending`` as "the last process died mid-handover" rather than "someone is
+sending it right now".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import DeliveryError
+from ..transport import MaildirTransport, open_transport, smtp_settings
+from .dkim import DKIMSigner
+from .ledger import BOUNCED, DEFERRED, DONE, FAILED, SENDABLE, SENT, UNKNOWN, Ledger, Run, hour_ago, ABORTED, INTERRUPTED
+from .pipe import DeliveryPipe, SessionStats
+from .rate import RateLimiter
+from .report import SendReport, build_report, write_report
+from .settings import DeliverySettings
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock, the conditional claim still prevents doubles
+    fcntl = None
+
+
+class SendLock:
+    """One send at a time per site folder (per machine)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise DeliveryError(
+                    f"another send is running for this site (process {holder})",
+                    where=str(self.path),
+                    hint="wait for it to finish, or stop it with Ctrl-C; then run the command again to resume",
+                ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
+def message_id(run: Run, subscriber_id: int, domain: str) -> str:
+    """The same Message-ID every time this run sends to this subscriber.
+
+    A resent "unknown" message then carries the ID of the copy that may already
+    have arrived, and receivers that drop duplicate Message-IDs (Gmail does) can
+    hide the second copy. Keyed by the run's random nonce: not guessable.
+    """
+    digest = hashlib.blake2b(str(subscriber_id).encode(), key=run.nonce.encode(), digest_size=12).hexdigest()
+    return f"<{run.issue_slug}.{run.id}.{digest}@{domain}>"
+
+
+def _full_name(recipient) -> str:
+    return " ".join(part for part in (recipient.first_name, recipient.last_name) if part)
+
+
+@dataclass
+class SendPlan:
+    site: object
+    build: object  # newsletters.build.BuildResult
+    store: object  # recipients.Store
+    ledger: Ledger
+    settings: DeliverySettings
+    transport_description: str
+    outbox: bool
+    run: Run | None  # the run this send resumes; None: a new one will start
+    eligible: int
+    to_send: int
+    previously_sent: int  # new run: how many got this issue in earlier runs
+    content_digest: str
+    checks: object | None = None  # newsletters.checks.CheckReport
+    resend_unknown: bool = False
+    limit: int | None = None
+    _lock: SendLock | None = field(default=None, repr=False)
+
+    @property
+    def subject(self) -> str:
+        return self.build.rendered.subject
+
+    @property
+    def issue(self):
+        return self.build.issue
+
+    @property
+    def content_changed(self) -> bool:
+        return self.run is not None and bool(self.run.content_digest) and self.run.content_digest != self.content_digest
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self.store.close()
+
+    def __enter__(self) -> "SendPlan":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the send --------------------------------------------------------------------
+    def execute(
+        self,
+        *,
+        on_tick: Callable[[SessionStats], None] | None = None,
+        handle_signals: bool = True,
+        transport_factory: Callable[[], object] | None = None,
+    ) -> SendReport:
+        from recipients.tokens import unsubscribe_url
+
+        from ..personalize import MessageFactory
+
+        site, issue = self.site, self.issue
+        run = self.run or self.ledger.create_run(
+            issue_slug=issue.slug,
+            issue_path=str(issue.path),
+            subject=self.subject,
+            content_digest=self.content_digest,
+            transport=self.transport_description,
+        )
+        orphans = self.ledger.start_session(run.id, transport=self.transport_description, content_digest=self.content_digest)
+        factory = MessageFactory(site, self.build.rendered, issue_slug=issue.slug)
+        signer = DKIMSigner.from_site(site)
+        domain = site.config.sender_domain
+
+        def compose(recipient) -> bytes:
+            message = factory.build(
+                to_email=recipient.email,
+                to_name=_full_name(recipient),
+                first_name=recipient.first_name,
+                unsubscribe_url=unsubscribe_url(site, recipient.public_id),
+                message_id=message_id(run, recipient.id, domain),
+            )
+            return signer.sign(message) if signer else message
+
+        def bounce(subscriber_id: int, detail: str) -> None:
+            self.store.record_bounce(subscriber_id, f"issue {issue.slug} (send run {run.id}): {detail}")
+
+        s = self.settings
+        limiter = RateLimiter.with_history(
+            s.per_second, s.per_hour, self.ledger.handed_since(hour_ago(), s.per_hour) if s.per_hour else []
+        )
+        # Keep the gap between "read as eligible" and "sent" short, so an unsubscribe counts at once.
+        batch = 1000
+        if s.per_second or s.per_hour:
+            per_minute = 60 * min(s.per_second or 1e9, (s.per_hour or 1e9) / 3600)
+            batch = max(10, min(1000, int(per_minute)))
+        claimable = SENDABLE + ((UNKNOWN,) if self.resend_unknown else ())
+        pipe = DeliveryPipe(
+            ledger=self.ledger,
+            run_id=run.id,
+            recipients=self.store.eligible(batch_size=batch),
+            compose=compose,
+            sender=site.config.sender_address,
+            transport_factory=transport_factory or (lambda: open_transport(site)),
+            connections=s.connections,
+            limiter=limiter,
+            policy=s.retry,
+            claimable=claimable,
+            limit=self.limit,
+            on_bounce=bounce,
+            batch_size=batch,
+        )
+        with _graceful_stop(pipe, enabled=handle_signals):
+            stats = pipe.run(on_tick=on_tick)
+        skipped = 0
+        if stats.error is not None:
+            status = ABORTED
+        elif stats.stopped or stats.limited or not stats.pass_complete:
+            status = INTERRUPTED
+        else:
+            skipped = self.ledger.skip_ineligible(run.id, self.store.eligible_query())
+            status = DONE
+        self.ledger.finish_session(run.id, status)
+        report = build_report(
+            self.ledger, self.ledger.get_run(run.id), stats, site=site, orphans=orphans, skipped_now=skipped
+        )
+        report.path = write_report(site.reports_dir, report)
+        return report
+
+
+class _graceful_stop:
+    """Ctrl-C (and SIGTERM) once: finish and record the messages in flight. Twice: leave now."""
+
+    def __init__(self, pipe: DeliveryPipe, enabled: bool = True):
+        self.pipe = pipe
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self._old: dict[int, object] = {}
+
+    def _handler(self, signum, frame):
+        if self.pipe.stats.stopped:
+            raise KeyboardInterrupt
+        self.pipe.stop()
+
+    def __enter__(self):
+        if self.enabled:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def content_digest(rendered) -> str:
+    h = hashlib.sha256()
+    for part in (rendered.subject, rendered.html, rendered.text):
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def prepare_send(
+    site,
+    issue_path,
+    *,
+    new_run: bool = False,
+    resend_unknown: bool = False,
+    limit: int | None = None,
+    run_checks: bool = True,
+) -> SendPlan:
+    """Build and check the issue, open the store, pick the run; hold the send lock until ``close()``."""
+    from recipients import open_store
+
+    from ..build import build_issue
+
+    if limit is not None and limit < 1:
+        raise DeliveryError(f"--limit must be at least 1, not {limit}")
+    build = build_issue(site, issue_path)
+    checks = None
+    if run_checks:
+        from ..checks import run_checks as check
+
+        checks = check(site, build)
+        checks.raise_if_blocking(str(build.issue.path))
+    outbox = smtp_settings(site) is None
+    settings = DeliverySettings.from_site(site, outbox=outbox)
+    DKIMSigner.from_site(site)  # a bad key stops us here, before anything is sent
+    transport = open_transport(site)
+    description = transport.description
+    if isinstance(transport, MaildirTransport):
+        description += " (no SMTP_HOST set: nothing leaves this machine)"
+    lock = SendLock(site.reports_dir / ".send.lock")
+    lock.acquire()
+    store = None
+    try:
+        store = open_store(site)
+        ledger = Ledger(store.engine)
+        run = None if new_run else ledger.latest_run(build.issue.slug)
+        claimable = SENDABLE + ((UNKNOWN,) if resend_unknown else ())
+        eligible = store.count_eligible()
+        to_send = ledger.count_waiting(run.id, store.eligible_query(), claimable) if run else eligible
+        if limit is not None:
+            to_send = min(to_send, limit)
+        previously = ledger.count_sent(build.issue.slug) if new_run else 0
+        return SendPlan(
+            site=site,
+            build=build,
+            store=store,
+            ledger=ledger,
+            settings=settings,
+            transport_description=description,
+            outbox=outbox,
+            run=run,
+            eligible=eligible,
+            to_send=to_send,
+            previously_sent=previously,
+            content_digest=content_digest(build.rendered),
+            checks=checks,
+            resend_unknown=resend_unknown,
+            limit=limit,
+            _lock=lock,
+        )
+    except BaseException:
+        lock.release()
+        if store is not None:
+            store.close()
+        raise
+
+
+@dataclass(frozen=True)
+class TestResult:
+    address: str
+    ok: bool
+    reply: str
+
+
+def send_test(site, issue_path, addresses: list[str], *, transport_factory=None) -> tuple[object, list[TestResult], str]:
+    """Send the issue, personalised with sample data and marked ``[TEST]``, to any addresses.
+
+    Nothing is read from or written to the subscriber list or the ledger: a test
+    can go to a colleague who is not subscribed (listmonk only allows existing
+    subscribers, #774). Returns ``(build, results, transport description)``.
+    """
+    from ..build import build_issue
+    from ..personalize import SAMPLE_RECIPIENT, MessageFactory, check_address
+
+    if not addresses:
+        raise DeliveryError("no test address given")
+    for address in addresses:
+        check_address(address, "--test-to")
+    build = build_issue(site, issue_path)
+    factory = MessageFactory(site, build.rendered, issue_slug=build.issue.slug)
+    signer = DKIMSigner.from_site(site)
+    transport = transport_factory() if transport_factory else open_transport(site)
+    _name, _address, first = SAMPLE_RECIPIENT
+    results = []
+    try:
+        for address in addresses:
+            message = factory.build(
+                to_email=address,
+                first_name=first,
+                unsubscribe_url=f"{site.public_url}/unsubscribe/test-message",
+                subject_prefix="[TEST] ",
+            )
+            if signer:
+                message = signer.sign(message)
+            try:
+                reply = transport.send(site.config.sender_address, [address], message)
+                results.append(TestResult(address, True, str(reply)))
+            except DeliveryError as exc:
+                results.append(TestResult(address, False, exc.message))
+    finally:
+        transport.close()
+    return build, results, transport.description
