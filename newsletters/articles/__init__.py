@@ -23,8 +23,8 @@ from .text_export import PlainTextExportReader
 
 __all__ = [
     "ARTICLE_KEYS", "READERS", "SUPPORTED", "Article", "ArticleError", "BaseReader", "FeedReader", "HTMLPageReader",
-    "MarkdownReader", "PlainTextExportReader", "article_file_suffixes", "published_date", "read_one", "read_source",
-    "sanitize_html", "split_selector",
+    "MarkdownReader", "PlainTextExportReader", "article_file_suffixes", "is_url", "published_date", "read_one", "read_source",
+    "read_sources", "sanitize_html", "split_selector",
 ]
 
 
@@ -73,3 +73,17 @@ def read_one(source: str, *, root: Path | None = None, base_url: str = "") -> Ar
             hint=f'add "#<entry link>" to the source, e.g. source = "{example}"',
         )
     return articles[0]
+
+
+def read_sources(sources, *, site=None) -> list[Article]:
+    """What ``newsletter article show`` reads: paths as typed (from the current folder, else the
+    site folder), the site's website completing relative links when there is a site."""
+    base_url = site.config.website if site is not None else ""
+    articles: list[Article] = []
+    for source in sources:
+        location, _ = split_selector(source)
+        root = None
+        if site is not None and not is_url(location) and not resolve_path(location, None).exists():
+            root = site.root
+        articles += read_source(source, root=root, base_url=base_url)
+    return articles

@@ -73,7 +73,7 @@ class HTMLPageReader(BaseReader):
         url = absolute_url(meta.canonical_url(), source if is_url(source) else base_url)
         base = url or (source if is_url(source) else "") or base_url
 
-        document = _extract(text, base, prune=True) or _extract(text, base, prune=False)
+        document = _extract(text, prune=True) or _extract(text, prune=False)
         body = _to_html(document.body) if document is not None and document.body is not None else ""
         if not body.strip():
             raise ArticleError(
@@ -101,10 +101,11 @@ class HTMLPageReader(BaseReader):
         return [self.finish(article)]
 
 
-def _extract(text: str, url: str, *, prune: bool):
+def _extract(text: str, *, prune: bool):
+    # No url= on purpose: trafilatura would resolve relative links against the host only
+    # (contact.html on /news/ -> /contact.html). sanitize_html resolves them properly.
     return trafilatura.bare_extraction(
         text,
-        url=url or None,
         include_comments=False,
         include_tables=True,
         include_images=True,
