@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     site = Site.load(args.site)
-    print(f"$ bench/build.py --site {args.site} --issue {args.issue} -n {args.runs} -m {args.messages}")
+    shown_site = Path(args.site).resolve()
+    shown_site = shown_site.relative_to(ROOT) if shown_site.is_relative_to(ROOT) else shown_site
+    print(f"$ .venv/bin/python bench/build.py --site {shown_site} --issue {args.issue} -n {args.runs} -m {args.messages}")
     result, samples, totals = bench_build(site, args.issue, args.runs)
     mean_total = statistics.mean(totals)
     print(f"\nbuild of {args.issue}: {args.runs} runs, mean {mean_total * 1000:.1f} ms per build "

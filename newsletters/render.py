@@ -19,6 +19,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from jinja2 import (
     BaseLoader,
@@ -73,16 +74,22 @@ class RenderedIssue:
 
 
 class PackageTemplates(BaseLoader):
-    """The built-in templates, read through importlib.resources so a zipped install works too."""
+    """The built-in templates, read through importlib.resources so a zipped install works too.
 
-    def __init__(self, package: str = "templates"):
+    A cached built-in template goes stale the moment the site adds an override
+    of the same name, so that is what its ``uptodate`` checks.
+    """
+
+    def __init__(self, package: str = "templates", *, shadowed_by: Path | None = None):
         self.root = importlib.resources.files(package)
+        self.shadowed_by = shadowed_by
 
     def get_source(self, environment, template):
         resource = self.root.joinpath(*template.split("/"))
         if not resource.is_file():
             raise TemplateNotFound(template)
-        return resource.read_text(encoding="utf-8"), str(resource), lambda: True
+        override = self.shadowed_by / template if self.shadowed_by is not None else None
+        return resource.read_text(encoding="utf-8"), str(resource), lambda: override is None or not override.is_file()
 
     def list_templates(self):
         return sorted(entry.name for entry in self.root.iterdir() if entry.name.endswith(".j2"))
@@ -93,8 +100,8 @@ class MarkedTemplates(BaseLoader):
 
     mjml-python's errors carry no position; with these marks an MJML problem can
     be traced back to the template (a site override or a built-in) that wrote
-    it. The marks add no newline, so Jinja's own line numbers stay right, and
-    the MJML compiler drops comments.
+    it. The marks add no newline, so Jinja's own line numbers stay right;
+    ``MjmlSource`` takes them out again before compiling.
     """
 
     def __init__(self, inner: BaseLoader):
@@ -115,10 +122,27 @@ def _autoescape(name: str | None) -> bool:
     return not (name or "").endswith(".txt.j2")
 
 
+_ENVIRONMENTS: dict[Path, Environment] = {}
+
+
 def make_environment(site: Site) -> Environment:
-    """Site templates first, then the built-in ones: a site overrides a file by name."""
+    """Site templates first, then the built-in ones: a site overrides a file by name.
+
+    One environment per templates folder is kept, because compiling the
+    templates costs more than rendering them; ``auto_reload`` re-reads a
+    template whose file changed, and a built-in one once the site overrides it.
+    """
+    env = _ENVIRONMENTS.get(site.templates_dir)
+    if env is not None:
+        return env
     env = Environment(
-        loader=ChoiceLoader([MarkedTemplates(FileSystemLoader(str(site.templates_dir))), MarkedTemplates(PackageTemplates())]),
+        loader=ChoiceLoader(
+            [
+                MarkedTemplates(FileSystemLoader(str(site.templates_dir))),
+                MarkedTemplates(PackageTemplates(shadowed_by=site.templates_dir)),
+            ]
+        ),
+        auto_reload=True,
         autoescape=_autoescape,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -127,6 +151,9 @@ def make_environment(site: Site) -> Environment:
     )
     env.filters["wrap"] = wrap
     env.filters["underline"] = underline
+    if len(_ENVIRONMENTS) >= 8:  # a long-lived process (tests, a preview of many sites) keeps only a few
+        _ENVIRONMENTS.pop(next(iter(_ENVIRONMENTS)))
+    _ENVIRONMENTS[site.templates_dir] = env
     return env
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import os
 import re
 import shutil
 import threading
@@ -331,3 +332,21 @@ def test_subject_may_greet_by_first_name(site, site_dir):
     result = render_issue(site, make_issue(site_dir, articles, subject="{first_name}, your November notes"), articles)
     assert result.subject == f"{FIRST_NAME}, your November notes"
     assert "<title>there, your November notes</title>" in result.web_html
+
+
+def test_adding_changing_and_removing_an_override_takes_effect_on_the_next_render(site, site_dir):
+    articles = standard_articles()
+    issue = make_issue(site_dir, articles)
+
+    def footer_text() -> str:
+        return " ".join(doc(render_issue(site, issue, articles).html).text_content().split())
+
+    assert "Open Monday to Saturday" not in footer_text()
+    override = _override(site_dir, "footer_with_opening_hours.mjml.j2", "footer.mjml.j2")
+    assert "Open Monday to Saturday, 9am to 6pm." in footer_text()
+    override.write_text(override.read_text().replace("9am to 6pm", "8am to 7pm"))
+    os.utime(override, ns=(override.stat().st_mtime_ns + 10**9,) * 2)  # as an editor's save a second later
+    assert "Open Monday to Saturday, 8am to 7pm." in footer_text()
+    override.unlink()
+    text = footer_text()
+    assert "Open Monday to Saturday" not in text and site.config.footer_why in text
