@@ -131,6 +131,38 @@ def test_page_shows_subject_from_headers_and_plain_text(preview, site_dir):
     assert "__NL_" not in text
 
 
+def test_subject_and_preheader_fields_show_the_sample_first_name(site_dir):
+    from newsletters.personalize import SAMPLE_RECIPIENT
+
+    issue = site_dir / ISSUE
+    text = re.sub(r'(?m)^subject\s*=.*$', 'subject = "{first_name}, your winter skin plan"', issue.read_text(encoding="utf-8"))
+    text = re.sub(r'(?m)^preheader\s*=.*$', 'preheader = "Made for you, {first_name}."', text)
+    issue.write_text(text, encoding="utf-8")
+    server = serve_preview(site_dir, ISSUE, port=0)
+    try:
+        import html as html_lib
+
+        page = html_lib.unescape(get(server.url)[1])
+    finally:
+        server.shutdown()
+    first_name = SAMPLE_RECIPIENT[2]
+    assert f"{first_name}, your winter skin plan" in page
+    assert f"Made for you, {first_name}." in page
+    assert "__NL_" not in page and "{first_name}" not in page
+
+
+def test_a_site_broken_before_the_start_still_serves_the_error(site_dir):
+    config = site_dir / "newsletter.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace('name = "', 'name = ', 1), encoding="utf-8")
+    server = serve_preview(site_dir, ISSUE, port=0)
+    try:
+        status, page = get(server.url)
+        assert status == 200
+        assert "The site settings (newsletter.toml or .env) have a problem" in page and "newsletter.toml" in page
+    finally:
+        server.shutdown()
+
+
 def test_the_preview_leaves_no_files_in_the_site(preview, site_dir):
     before = sorted(p.relative_to(site_dir) for p in site_dir.rglob("*"))
     old = version(preview)["version"]

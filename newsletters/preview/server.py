@@ -135,9 +135,7 @@ class PreviewServer:
         self._page = _page_environment().get_template("page.html")
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._watch = fingerprint(watched_paths(site_root, issue_path))
-        self._snapshot = self._with_watch_count(self.builder.build())
-        try:
+        try:  # the port first: a taken one should not cost a build to find out
             self._httpd = server_class((host, port), _Handler)
         except OSError as exc:
             raise NewsletterError(
@@ -146,6 +144,8 @@ class PreviewServer:
                 hint="pass another port with --port, or stop the program using this one",
             ) from None
         self._httpd.preview = self
+        self._watch = fingerprint(watched_paths(site_root, issue_path))
+        self._snapshot = self._with_watch_count(self.builder.build())
         self._threads = [
             threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="preview-http", daemon=True),
             threading.Thread(target=self._watch_loop, name="preview-watch", daemon=True),
@@ -270,12 +270,13 @@ def serve_preview(
     poll_interval: float = POLL_SECONDS,
     checks: bool = True,
 ) -> PreviewServer:
-    """Build ISSUE once, start serving it on ``host:port`` and rebuild on every change.
+    """Listen on ``host:port``, build ISSUE once, then serve it and rebuild on every change.
 
     ``site`` may be a loaded Site or a site folder: given a folder, a broken
     ``newsletter.toml`` is shown in the page rather than refused, so staff can
-    start the preview and fix the file while watching. Returns at once; call
-    ``shutdown()`` on the result to stop. ``port=0`` picks a free port.
+    start the preview and fix the file while watching. Returns after the first
+    build, with the server and watcher running in threads; call ``shutdown()``
+    on the result to stop. ``port=0`` picks a free port.
     """
     if isinstance(site, Site):
         site_root = site.root

@@ -202,31 +202,32 @@ class PreviewBuilder:
         return f"{self._token}-{self._count}"
 
     def build(self) -> Snapshot:
-        from ..build import build_issue  # imported late: the preview page must load even if it is broken
-
         started = time.perf_counter()
         try:
+            from ..build import build_issue  # late, inside the try: even a broken install shows as a page
+
             site = Site.load(self.site_root)
             with tempfile.TemporaryDirectory(prefix="newsletter-preview-") as out_dir:
                 result = build_issue(site, self.issue_path, out_dir=Path(out_dir))
                 eml = Path(result.paths["sample.eml"]).read_bytes()
                 web_html = Path(result.paths["web.html"]).read_text(encoding="utf-8")
+                # The checks run while the built files still exist, in case a rule reads them.
+                findings, checks_note = _findings(site, result) if self.checks else (None, "")
             html, text, headers = read_sample_message(eml)
-            findings, checks_note = _findings(site, result) if self.checks else (None, "")
             checks_ran = findings is not None
             findings = findings or []
             html, marked = mark_finding_lines(
                 html, [(f.number, f.html_line, f.text) for f in findings if f.html_line]
             )
             findings = [_with_marked(f, f.number in marked) for f in findings]
-            rendered = result.rendered
+            subject = next((value for name, value in headers if name.lower() == "subject"), result.rendered.subject)
             return Snapshot(
                 version=self._next_version(),
                 issue_path=self.issue_path,
                 built_at=dt.datetime.now(),
                 seconds=time.perf_counter() - started,
-                subject=rendered.subject,
-                preheader=rendered.preheader,
+                subject=subject,
+                preheader=_as_sample(result.rendered.preheader),
                 html=html,
                 text=text,
                 headers=headers,
@@ -245,6 +246,14 @@ class PreviewBuilder:
                 seconds=time.perf_counter() - started,
                 problem=BuildProblem.from_exception(exc),
             )
+
+
+def _as_sample(text: str) -> str:
+    """The preheader as the sample recipient reads it ({first_name} may be in it)."""
+    from ..personalize import SAMPLE_RECIPIENT
+    from ..render import FIRST_NAME
+
+    return text.replace(FIRST_NAME, SAMPLE_RECIPIENT[2])
 
 
 def _with_marked(finding: FindingView, marked: bool) -> FindingView:
