@@ -119,6 +119,31 @@ def test_wix_post_made_of_div_soup():
         assert furniture not in text, furniture
 
 
+def test_amp_page_with_amp_img_consent_banner_and_sidebar():
+    article = _read("amp_style_post_with_amp_img_and_consent_banner.html")
+    assert article.title == "Why we patch test before every laser course"
+    assert article.author == "Laura Penhaligon"
+    assert article.published == "2026-10-08T12:00:00+00:00"
+    assert article.url == "https://harbourside.example.com/journal/why-we-patch-test/"
+    assert article.image == "https://harbourside.example.com/media/patch-test-1x1.jpg"  # first JSON-LD image
+    # <amp-img> is kept as an ordinary image, made absolute against the canonical URL.
+    assert '<img src="https://harbourside.example.com/media/patch-test-16x9.jpg" alt="A small laser test patch' in article.body_html
+    text = _text(article.body_html)
+    assert text.startswith("Every laser course at Harbourside starts with a patch test")
+    for furniture in ("cookies for analytics", "Treatments", "You might also like", "Quay Street", "☰"):
+        assert furniture not in text, furniture
+
+
+def test_page_wrapped_in_one_big_form_still_gives_its_article():
+    article = _read("aspnet_page_wrapped_in_one_big_form.html")
+    assert article.title == "Looking after your skin after laser hair removal"
+    assert article.author == "Dr Rhys Morgan"
+    text = _text(article.body_html)
+    assert text.startswith("Your skin may look a little pink")
+    assert "Do not wax or pluck between sessions" in text
+    assert "Opening times" not in text and "Join" not in text and "VIEWSTATE" not in article.body_html
+
+
 def test_plain_handwritten_page_relative_links_byline_and_missing_alt():
     article = _read("handwritten_page_with_relative_links_and_image_without_alt.html",
                     base_url="https://www.larch.example.com/news/")

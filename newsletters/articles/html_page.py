@@ -38,9 +38,12 @@ _SUBSTRING_CLASSES = (
     "about-author", "comments-area", "comment-list", "announcement-bar", "mc4wp", "wpcf7", "ss-social",
 )
 _IDS = ("comments", "respond", "secondary", "sidebar", "cookie-notice", "cookie-law-info-bar", "breadcrumbs")
-_NEVER_PRUNE = "not(self::html) and not(self::body) and not(self::main) and not(self::article)"
+# Never the page itself or anything holding the post: some sites (ASP.NET) wrap the whole page in a
+# <form>, and some themes put "sidebar" or "cookie" classes on the wrapper around everything.
+_HOLDS_POST = ".//h1 or .//main or .//article[not(contains(@class, 'comment'))]"
+_NEVER_PRUNE = f"not(self::html) and not(self::body) and not(self::main) and not(self::article) and not({_HOLDS_POST})"
 JUNK_XPATHS = [
-    "//form",
+    f"//form[not({_HOLDS_POST})]",
     "//*[@role='dialog' or @role='complementary' or @aria-label='Cookie banner']",
     "//*[%s and (%s)]"
     % (
@@ -52,8 +55,11 @@ JUNK_XPATHS = [
         ),
     ),
 ]
+_RENAMES = {"item": "li", "lb": "br", "graphic": "img", "quote": "blockquote", "code": "pre", "row": "tr", "del": "s"}
 _HIGHLIGHTS = {"#b": "strong", "#i": "em", "#u": "u", "#t": "code", "#sub": "sub", "#sup": "sup", "#del": "s"}
 COPYRIGHT = re.compile(r"^(?:©|\(c\)|copyright\b)", re.I)
+_AMP_IMG = re.compile(r"<amp-img\b", re.I)
+_AMP_IMG_CLOSE = re.compile(r"</amp-img\s*>", re.I)
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
 
 
@@ -65,6 +71,7 @@ class HTMLPageReader(BaseReader):
 
     def read(self, text: str, *, source: str, base_url: str) -> list[Article]:
         text = _XML_DECLARATION.sub("", text, count=1)
+        text = _AMP_IMG_CLOSE.sub("", _AMP_IMG.sub("<img", text))  # AMP pages: trafilatura knows only <img>
         try:
             page = lxml.html.document_fromstring(text)
         except (etree.ParserError, ValueError) as exc:
@@ -124,31 +131,19 @@ def _to_html(body) -> str:
         if not isinstance(element.tag, str):
             continue
         tag, rend = element.tag, element.get("rend") or ""
-        if tag == "list":
+        if tag in _RENAMES:
+            element.tag = _RENAMES[tag]
+        elif tag == "list":
             element.tag = "ol" if rend == "ol" else "ul"
-        elif tag == "item":
-            element.tag = "li"
         elif tag == "head":
             element.tag = rend if re.fullmatch(r"h[1-6]", rend) else "h3"
         elif tag == "hi":
             element.tag = _HIGHLIGHTS.get(rend, "em")
+        elif tag == "cell":
+            element.tag = "th" if element.get("role") == "head" else "td"
         elif tag == "ref":
             element.tag = "a"
             element.set("href", element.get("target") or "")
-        elif tag == "graphic":
-            element.tag = "img"
-        elif tag == "lb":
-            element.tag = "br"
-        elif tag == "quote":
-            element.tag = "blockquote"
-        elif tag == "code":
-            element.tag = "pre"
-        elif tag == "row":
-            element.tag = "tr"
-        elif tag == "cell":
-            element.tag = "th" if element.get("role") == "head" else "td"
-        elif tag == "del":
-            element.tag = "s"
     body.tag = "div"
     return etree.tostring(body, encoding="unicode", method="html")
 

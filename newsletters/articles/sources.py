@@ -70,7 +70,7 @@ def read_file(location: str, *, root: Path | None, where: str) -> Loaded:
             data = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise ArticleError(
-            "no such file", where=where, hint=f"looked for {path}" + ("" if root is None else " (paths are relative to the site folder)")
+            "no such file", where=where, hint=f"looked for {path}" + ("" if root is None else "; paths are relative to the site folder")
         ) from None
     except OSError as exc:
         raise ArticleError(f"cannot read the file: {exc.strerror or exc}", where=where) from None

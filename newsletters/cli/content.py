@@ -67,7 +67,8 @@ def _body_outline(body_html: str) -> str:
 @click.option(
     "--since",
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Take articles published on or after this day (YYYY-MM-DD) instead of those after the last issue.",
+    metavar="YYYY-MM-DD",
+    help="Take articles published on or after this day instead of those after the last issue.",
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the draft here instead of issues/YYYY-MM.toml.")
 @pass_ctx
