@@ -77,7 +77,7 @@
         var frame = document.getElementById("desktop-frame");
         document.querySelectorAll(".nl-finding-active").forEach(function (e) { e.classList.remove("nl-finding-active"); });
         el.classList.add("nl-finding-active");
-        var top = frame.getBoundingClientRect().top + window.scrollY + el.getBoundingClientRect().top - 90;
+        var top = frame.getBoundingClientRect().top + window.scrollY + el.getBoundingClientRect().top - window.innerHeight / 3;
         window.scrollTo({ top: Math.max(top, 0), behavior: "smooth" });
       });
     });
