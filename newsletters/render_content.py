@@ -89,11 +89,14 @@ def prepare_body(body_html: str, title: str, warnings: list[str], label: str) ->
         if not (img.get("alt") or "").strip():
             img.set("alt", title)
             missing_alt += 1
-        for attr in ("width", "height"):
-            value = img.get(attr, "")
-            if attr == "width" and value.isdigit() and int(value) <= CONTENT_WIDTH:
-                continue
-            img.attrib.pop(attr, None)
+        width = img.get("width", "")
+        if width.isdigit() and int(width) > CONTENT_WIDTH:
+            # Outlook on Windows draws an image at its width attribute, or at full pixel size
+            # without one: cap it at the column rather than dropping it.
+            img.set("width", str(CONTENT_WIDTH))
+        elif not width.isdigit():
+            img.attrib.pop("width", None)
+        img.attrib.pop("height", None)
         src = img.get("src", "")
         if src and not _is_absolute(src):
             warnings.append(f"{label}: image {src!r} has a relative address and will not show in an e-mail")
