@@ -21,7 +21,10 @@ SHOW_NOT_SENT = 10
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a log file or a pipe: do not squeeze tables into 80 columns
+        console = Console(highlight=False, width=160)
+    return console
 
 
 @cli.command()
@@ -83,7 +86,7 @@ def send(
     _show_report(console, report, issue)
     if report.error:
         raise DeliveryError(report.error, hint=f"fix it, then run `newsletter send {issue}` again to resume")
-    if report.status == "interrupted" and report.run and not limit:
+    if report.stopped:
         sys.exit(130)
 
 
@@ -175,7 +178,7 @@ def _show_report(console: Console, report, issue: str) -> None:
         console.print(f"  {row['state']:9} {escape(row['email'] or '(erased)')}: {escape(row['reply'])}")
     if report.path:
         console.print(f"Report: {report.path}")
-    if report.status == "interrupted" and report.session.get("sent", 0) >= 0:
+    if report.stopped:
         console.print("Stopped: the messages in flight were finished and recorded.")
     for hint in resume_hints(report.totals, report.status, issue):
         console.print(f"- {escape(hint)}")

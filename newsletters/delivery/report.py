@@ -42,6 +42,7 @@ class SendReport:
     not_sent: list[dict]
     orphans: int = 0  # rows a killed earlier session left in "sending", now "unknown"
     error: str | None = None
+    stopped: bool = False  # by Ctrl-C / SIGTERM
     issue_path: str = ""
     path: Path | None = None
     resume_hints: list[str] = field(default_factory=list)
@@ -129,6 +130,7 @@ def build_report(
         not_sent=not_sent,
         orphans=orphans,
         error=str(stats.error) if stats.error else None,
+        stopped=stats.stopped,
         resume_hints=resume_hints(totals, run.status, run.issue_path),
     )
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DeliveryError
-from ..transport import MaildirTransport, open_transport, smtp_settings
+from ..transport import open_transport, smtp_settings
 from .dkim import DKIMSigner
 from .ledger import BOUNCED, DEFERRED, DONE, FAILED, SENDABLE, SENT, UNKNOWN, Ledger, Run, hour_ago, ABORTED, INTERRUPTED
 from .pipe import DeliveryPipe, SessionStats
@@ -100,7 +100,10 @@ class SendPlan:
 
     @property
     def subject(self) -> str:
-        return self.build.rendered.subject
+        """The subject as the issue file wrote it ({first_name} rather than the internal placeholder)."""
+        from ..render import FIRST_NAME
+
+        return self.build.rendered.subject.replace(FIRST_NAME, "{first_name}")
 
     @property
     def issue(self):
@@ -263,8 +266,6 @@ def prepare_send(
     DKIMSigner.from_site(site)  # a bad key stops us here, before anything is sent
     transport = open_transport(site)
     description = transport.description
-    if isinstance(transport, MaildirTransport):
-        description += " (no SMTP_HOST set: nothing leaves this machine)"
     lock = SendLock(site.reports_dir / ".send.lock")
     lock.acquire()
     store = None

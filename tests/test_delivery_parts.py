@@ -1,0 +1,222 @@
+"""The parts of delivery on their own: the ledger's claim, the rate limiter, the retry rules, DKIM."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from datetime import datetime, timedelta, timezone
+
+import dkim
+import pytest
+import sqlalchemy as sa
+
+from newsletters.config import Site
+from newsletters.delivery.dkim import DKIMSigner
+from newsletters.delivery.ledger import QUEUED, SENDING, SENT, UNKNOWN, Ledger, Outcome, deliveries
+from newsletters.delivery.rate import RateLimiter
+from newsletters.delivery.retry import RetryPolicy, judge
+from newsletters.errors import ConfigError, TransportError
+from newsletters.transport import ConnectionLost, SMTPRefused
+from recipients import open_store
+from recipients.migrate import current_revision
+from tests.send_fixtures import SETTINGS, add_subscribers, make_send_site
+
+
+@pytest.fixture(autouse=True)
+def only_dotenv_settings(monkeypatch):
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def store(site_dir):
+    make_send_site(site_dir)
+    add_subscribers(site_dir, 3)
+    with open_store(Site.load(site_dir)) as store:
+        yield store
+
+
+# -- the ledger ---------------------------------------------------------------------------
+
+def test_the_store_migrates_to_the_ledger_revision(store):
+    assert current_revision(store.engine) == "0002_delivery_ledger"
+    assert {"send_runs", "deliveries"} <= set(sa.inspect(store.engine).get_table_names())
+
+
+def test_only_one_of_many_concurrent_claims_of_a_row_wins(store):
+    ledger = Ledger(store.engine)
+    run = ledger.create_run(issue_slug="x", issue_path="x.toml", subject="s", content_digest="", transport="t")
+    subscriber = next(store.eligible()).id
+    with ledger.connect() as conn:
+        ledger.enqueue(conn, run.id, [subscriber])
+    results, barrier = [], threading.Barrier(8)
+
+    def claim():
+        with ledger.connect() as conn:
+            barrier.wait()
+            results.append(ledger.record(conn, run.id, None, claim=subscriber))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 7 + [True]
+    assert ledger.state_of(run.id, subscriber) == SENDING
+
+
+def test_a_sent_row_cannot_be_claimed_again_and_a_new_session_turns_sending_into_unknown(store):
+    ledger = Ledger(store.engine)
+    run = ledger.create_run(issue_slug="x", issue_path="x.toml", subject="s", content_digest="", transport="t")
+    first, second = [r.id for r in store.eligible()][:2]
+    with ledger.connect() as conn:
+        assert ledger.enqueue(conn, run.id, [first, second]) == {first: (QUEUED, 0), second: (QUEUED, 0)}
+        assert ledger.record(conn, run.id, None, claim=first)
+        # One commit: the first's outcome and the second's claim.
+        assert ledger.record(conn, run.id, Outcome(first, SENT, 250, "ok"), claim=second)
+        assert not ledger.record(conn, run.id, None, claim=first)
+        assert ledger.enqueue(conn, run.id, [first]) == {first: (SENT, 1)}
+    # The process "dies" here with `second` in flight.
+    assert ledger.start_session(run.id, transport="t", content_digest="") == 1
+    assert ledger.state_of(run.id, second) == UNKNOWN
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(deliveries).where(deliveries.c.subscriber_id == first)).one()
+    assert (row.state, row.reply_code, row.attempts) == (SENT, 250, 1)
+
+
+# -- the rate limiter -------------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_per_second_limit_spaces_handovers_evenly_across_threads():
+    clock = FakeClock()
+    limiter = RateLimiter(per_second=5, clock=clock, sleep=clock.sleep)
+    times = []
+    for _ in range(10):
+        limiter.acquire()
+        times.append(clock.now)
+    gaps = {round(b - a, 6) for a, b in zip(times, times[1:])}
+    assert gaps == {0.2}
+
+
+def test_hourly_limit_holds_the_next_message_until_the_window_frees():
+    clock = FakeClock()
+    limiter = RateLimiter(per_hour=3, clock=clock, sleep=clock.sleep)
+    start = clock.now
+    for _ in range(3):
+        limiter.acquire()
+    assert clock.now == start
+    limiter.acquire()
+    assert clock.now == start + 3600
+
+
+def test_hourly_limit_counts_what_the_ledger_says_was_sent_in_the_last_hour():
+    clock = FakeClock()
+    recent = [datetime.now(timezone.utc) - timedelta(minutes=m) for m in (50, 40)]
+    limiter = RateLimiter.with_history(None, 3, recent, clock=clock, sleep=clock.sleep)
+    start = clock.now
+    limiter.acquire()  # the third of the hour: at once
+    assert clock.now == start
+    limiter.acquire()  # the fourth waits until the one from 50 minutes ago is an hour old
+    assert clock.now - start == pytest.approx(600, abs=2)
+
+
+def test_no_limits_means_no_waiting():
+    assert RateLimiter().acquire() is True
+    assert not RateLimiter().limited
+
+
+# -- retries ------------------------------------------------------------------------------
+
+def test_backoff_grows_and_is_capped():
+    policy = RetryPolicy(max_attempts=5, base=10, cap=60)
+    upper = [policy.delay(n, rng=type("R", (), {"random": lambda self: 1.0})()) for n in range(1, 6)]
+    lower = [policy.delay(n, rng=type("R", (), {"random": lambda self: 0.0})()) for n in range(1, 6)]
+    assert upper == [10, 20, 40, 60, 60]
+    assert lower == [5, 10, 20, 30, 30]
+    assert policy.may_retry(4) and not policy.may_retry(5)
+
+
+@pytest.mark.parametrize(
+    "error, state, retry, abort",
+    [
+        (SMTPRefused(451, "4.7.1 greylisted", stage="rcpt"), "deferred", True, False),
+        (SMTPRefused(421, "4.3.2 closing", stage="end"), "deferred", True, False),
+        (SMTPRefused(550, "5.1.1 no such user", stage="rcpt"), "bounced", False, False),
+        (SMTPRefused(554, "5.7.1 spam", stage="end"), "failed", False, False),
+        (SMTPRefused(550, "5.7.1 sender rejected", stage="mail"), "failed", False, True),
+        (ConnectionLost("reset", handed_over=False), "deferred", True, False),
+        (ConnectionLost("no reply", handed_over=True), "unknown", False, False),
+        (TransportError("certificate"), "failed", False, True),
+    ],
+)
+def test_each_answer_is_judged_so_that_nothing_possibly_delivered_is_retried(error, state, retry, abort):
+    verdict = judge(error)
+    assert (verdict.state, verdict.retry, verdict.abort) == (state, retry, abort)
+
+
+# -- DKIM -------------------------------------------------------------------------------------
+
+def rsa_key_pair():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+
+def test_dkim_signature_covers_list_unsubscribe_and_verifies_with_the_public_key(site_dir):
+    from newsletters.build import build_issue
+    from newsletters.personalize import MessageFactory
+
+    private, dns_record = rsa_key_pair()
+    make_send_site(site_dir)
+    (site_dir / "dkim.pem").write_bytes(private)
+    env = (site_dir / ".env").read_text()
+    (site_dir / ".env").write_text(
+        env + "DKIM_PRIVATE_KEY_FILE=dkim.pem\nDKIM_SELECTOR=nl2026\nDKIM_DOMAIN=larkfield-clinic.example.com\n"
+    )
+    site = Site.load(site_dir)
+    build = build_issue(site, site_dir / "issues/issue_for_send_tests.toml")
+    message = MessageFactory(site, build.rendered).build(
+        to_email="ann@example.org", first_name="Ann", unsubscribe_url="https://news.example.com/unsubscribe/abc"
+    )
+    signed = DKIMSigner.from_site(site).sign(message)
+
+    def dns(name, timeout=5):  # the DNS lookup of the selector, answered here (no network in tests)
+        assert name == b"nl2026._domainkey.larkfield-clinic.example.com."
+        return dns_record
+
+    assert dkim.verify(signed, dnsfunc=dns)
+    header = signed.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
+    signed_headers = header.split(b"h=", 1)[1].split(b";", 1)[0].replace(b" ", b"").split(b":")
+    assert b"list-unsubscribe" in signed_headers and b"list-unsubscribe-post" in signed_headers
+    # A List-Unsubscribe added in transit breaks the signature (the header is over-signed).
+    tampered = signed.replace(b"\r\nMIME-Version", b"\r\nList-Unsubscribe: <https://evil.example.net/>\r\nMIME-Version", 1)
+    assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_dkim_half_configured_or_with_a_bad_key_stops_before_sending(site_dir):
+    make_send_site(site_dir, DKIM_SELECTOR="nl2026")
+    with pytest.raises(ConfigError, match="DKIM_PRIVATE_KEY_FILE, DKIM_DOMAIN not set"):
+        DKIMSigner.from_site(Site.load(site_dir))
+    (site_dir / "dkim.pem").write_text("not a key")
+    make_send_site(site_dir, DKIM_SELECTOR="nl2026", DKIM_PRIVATE_KEY_FILE="dkim.pem", DKIM_DOMAIN="larkfield-clinic.example.com")
+    with pytest.raises(ConfigError, match="cannot sign"):
+        DKIMSigner.from_site(Site.load(site_dir))
+    make_send_site(site_dir, DKIM_SELECTOR="nl2026", DKIM_PRIVATE_KEY_FILE="dkim.pem", DKIM_DOMAIN="other.example.net")
+    with pytest.raises(ConfigError, match="does not match the sender"):
+        DKIMSigner.from_site(Site.load(site_dir))
