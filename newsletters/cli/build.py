@@ -18,10 +18,18 @@ from . import Context, cli, pass_ctx
     default=None,
     help="Folder to build into (default: the site's build/). The files go in OUT/<slug>/.",
 )
+@click.option(
+    "--checks/--no-checks",
+    default=True,
+    show_default=True,
+    help="Run the pre-send checks on the result and print their findings (as `newsletter check` does).",
+)
 @pass_ctx
-def build(ctx: Context, issue: str, out_dir: str | None) -> None:
+def build(ctx: Context, issue: str, out_dir: str | None, checks: bool) -> None:
     """Render ISSUE (an issues/*.toml file) to email.html, email.txt, web.html and sample.eml."""
     from ..build import build_issue
+    from ..checks import run_checks
+    from ..checks.output import print_report
     from ..render import GMAIL_CLIP_BYTES
 
     result = build_issue(ctx.site, issue, Path(out_dir) if out_dir else None)
@@ -32,3 +40,6 @@ def build(ctx: Context, issue: str, out_dir: str | None) -> None:
     size = result.rendered.html_bytes
     note = "over Gmail's 102 KB clipping limit" if size > GMAIL_CLIP_BYTES else "under Gmail's 102 KB clipping limit"
     click.echo(f"email.html is {size / 1024:.1f} KB ({note})")
+    if checks:
+        # Findings are shown, not enforced: `send` is where errors stop the issue.
+        print_report(run_checks(ctx.site, result))
