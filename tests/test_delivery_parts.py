@@ -16,7 +16,7 @@ from newsletters.delivery.ledger import QUEUED, SENDING, SENT, UNKNOWN, Ledger, 
 from newsletters.delivery.rate import RateLimiter
 from newsletters.delivery.retry import RetryPolicy, judge
 from newsletters.errors import ConfigError, TransportError
-from newsletters.transport import ConnectionLost, SMTPRefused
+from newsletters.transport import ConnectionLost, SMTPRefused, is_canonical
 from recipients import open_store
 from recipients.migrate import current_revision
 from tests.send_fixtures import SETTINGS, add_subscribers, make_send_site
@@ -201,6 +201,7 @@ def test_dkim_signature_covers_list_unsubscribe_and_verifies_with_the_public_key
         return dns_record
 
     assert dkim.verify(signed, dnsfunc=dns)
+    assert is_canonical(signed)  # the pipe promises the SMTP client CRLF-only messages
     header = signed.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
     signed_headers = header.split(b"h=", 1)[1].split(b";", 1)[0].replace(b" ", b"").split(b":")
     assert b"list-unsubscribe" in signed_headers and b"list-unsubscribe-post" in signed_headers

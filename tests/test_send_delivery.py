@@ -351,3 +351,21 @@ def test_unaccepted_check_errors_stop_the_send_before_anything_is_recorded(site_
     issue.write_text(text + '\n[[accept]]\nrule = "uk-pom-botulinum-toxin"\nreason = "approved by our prescriber"\n')
     with prepare_send(site, issue) as plan:
         assert not plan.checks.blocking and plan.to_send == 1
+
+
+def test_messages_the_pipe_vouches_for_are_crlf_only_even_with_unusual_names(site_dir):
+    """The pipe tells the SMTP client its messages need no line-end repair; that must stay true."""
+    from newsletters.build import build_issue
+    from newsletters.personalize import MessageFactory
+    from newsletters.transport import is_canonical
+
+    site_dir = make_send_site(site_dir)
+    site = Site.load(site_dir)
+    factory = MessageFactory(site, build_issue(site, site_dir / ISSUE).rendered)
+    names = ["Siobhán", "O'Connell-Smythe", "Zoë \"Z\" Ng", "李小龍", "A" * 150, "Émile Zola", ""]
+    for name in names:
+        message = factory.build(
+            to_email="reader@example.org", to_name=name, first_name=name,
+            unsubscribe_url="https://news.example.com/unsubscribe/" + "x" * 300,
+        )
+        assert is_canonical(message), name

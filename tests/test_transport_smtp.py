@@ -15,6 +15,7 @@ from newsletters.transport import (
     SMTPSettings,
     SMTPTransport,
     clean_reply_text,
+    is_canonical,
 )
 from tests.smtp_servers import HostileServer, Inbox, make_certificate, server_tls_context, smtp_server
 
@@ -232,3 +233,26 @@ def test_maildir_outbox_keeps_each_message_as_a_file(tmp_path):
     box = mailbox.Maildir(tmp_path / "outbox", create=False)
     assert reply.code == 250
     assert [m["Subject"] for m in box] == ["Hello"]
+
+
+def test_bare_line_ends_are_made_crlf_so_nothing_can_be_smuggled_after_a_fake_end_of_data():
+    smuggling = (
+        b"From: news@clinic.example.com\nTo: ann@example.org\nSubject: Hello\n\nfirst\n.\r\n"
+        b"MAIL FROM:<evil@example.net>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nSubject: forged\r\n\r\nx\r\n.\r\n"
+    )
+    inbox = Inbox()
+    with smtp_server(inbox) as (host, port):
+        transport = plain(port)
+        transport.send(SENDER, ["ann@example.org"], smuggling)
+        transport.close()
+    (received,) = inbox.messages  # one message, not two
+    assert received.rcpt_tos == ["ann@example.org"]
+    assert b"\r\nMAIL FROM:<evil@example.net>\r\n" in received.content  # delivered as text inside it
+    assert is_canonical(received.content)
+
+
+def test_is_canonical_accepts_only_crlf_line_ends():
+    assert is_canonical(b"a\r\nb\r\n")
+    assert not is_canonical(b"a\nb\r\n")
+    assert not is_canonical(b"a\rb\r\n")
+    assert not is_canonical(b"a\n\rb")  # as many CRs as LFs, none paired

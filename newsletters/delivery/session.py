@@ -187,6 +187,7 @@ class SendPlan:
             limit=self.limit,
             on_bounce=bounce,
             batch_size=batch,
+            canonical=True,  # MessageFactory writes CRLF only; DKIM signing keeps it so
         )
         with _graceful_stop(pipe, enabled=handle_signals):
             stats = pipe.run(on_tick=on_tick)
