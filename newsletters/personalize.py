@@ -58,6 +58,7 @@ for _b in range(33, 127):
         _QP[_b] = chr(_b)
 _QP[32], _QP[9] = " ", "\t"
 _PLAIN_RE = re.compile(r"^[\x21-\x3c\x3e-\x7e]([\x20\x21-\x3c\x3e-\x7e]{0,73}[\x21-\x3c\x3e-\x7e])?$")
+_TOKEN_CHARS_RE = re.compile(r"^[\x21-\x3c\x3e-\x7e]+$")  # printable, no space, no "=": QP leaves it as is
 
 
 def qp_encode(text: str) -> str:
@@ -68,6 +69,8 @@ def qp_encode(text: str) -> str:
     """
     if _PLAIN_RE.match(text):  # most names and URLs: nothing to escape, fits one line
         return text
+    if _TOKEN_CHARS_RE.match(text):  # a long URL or token: nothing to escape, only to wrap (same output)
+        return "=\r\n".join(text[i : i + 75] for i in range(0, len(text), 75))
     lines_out: list[str] = []
     for line in text.split("\n"):
         tokens = [_QP[b] for b in line.encode("utf-8")]
