@@ -30,6 +30,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -123,6 +124,8 @@ class Transport(Protocol):
 
     def send(self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False) -> Reply: ...
 
+    def verify(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -141,6 +144,9 @@ class MaildirTransport:
     def send(self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False) -> Reply:
         key = self._box.add(message)
         return Reply(250, f"stored as {key}")
+
+    def verify(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -167,6 +173,9 @@ class RecordingTransport:
         with self._lock:
             self.sent.append(RecordedMessage(sender, list(recipients), message))
         return Reply(250, "recorded")
+
+    def verify(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -393,6 +402,32 @@ class SMTPTransport:
         if reply.code != 235:
             self._drop()
             raise TransportError(f"login refused: {reply}", where=self.where, hint="check SMTP_USERNAME and SMTP_PASSWORD")
+
+    def verify(self, attempts: int = 3, pause: float = 0.5) -> None:
+        """Connect, greet, start TLS and log in now, so a wrong setting shows before anything is sent.
+
+        A busy server (421) or a refused connection is tried again a few times,
+        as either can be passing; a certificate or a password never is.
+        """
+        for attempt in range(1, attempts + 1):
+            if self._sock is not None:
+                return
+            try:
+                self._connect()
+                return
+            except ConnectionLost as exc:
+                if attempt == attempts:
+                    raise TransportError(
+                        exc.message,
+                        where=self.where,
+                        hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY, and that the server is up",
+                    ) from None
+            except SMTPRefused as exc:
+                if attempt == attempts:
+                    raise TransportError(
+                        f"the server turns us away: {exc.code} {exc.text}", where=self.where, hint="try again later"
+                    ) from None
+            time.sleep(pause * attempt)
 
     # -- one message ------------------------------------------------------------
     def send(self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False) -> Reply:

@@ -221,3 +221,12 @@ def test_dkim_half_configured_or_with_a_bad_key_stops_before_sending(site_dir):
     make_send_site(site_dir, DKIM_SELECTOR="nl2026", DKIM_PRIVATE_KEY_FILE="dkim.pem", DKIM_DOMAIN="other.example.net")
     with pytest.raises(ConfigError, match="does not match the sender"):
         DKIMSigner.from_site(Site.load(site_dir))
+
+
+def test_send_duration_estimate_follows_the_tighter_limit():
+    from newsletters.delivery.settings import DeliverySettings
+
+    assert DeliverySettings(per_second=10).duration(600) == 60
+    assert DeliverySettings(per_hour=500).duration(1200) == 2 * 3600  # two more hours after the first 500
+    assert DeliverySettings(per_second=1, per_hour=5000).duration(4000) == 4000
+    assert DeliverySettings().duration(10_000) is None

@@ -64,7 +64,7 @@ def test_every_eligible_subscriber_gets_one_personal_copy_and_nobody_else_any(si
     assert not set(ineligible) & set(inbox.copies())
     assert report.status == "done"
     assert report.summary == {"sent": 12, "deferred": 0, "failed": 0, "skipped": 0, "unknown": 0}
-    assert inbox.connections <= 3  # SMTP_CONNECTIONS=3, each reused
+    assert inbox.connections <= 1 + 3  # one to check the settings first, then SMTP_CONNECTIONS=3, reused
 
     # The message parses back with the stdlib parser and is personal to its reader.
     message = email.message_from_bytes(inbox.message_for("reader0003@example.org"), policy=email.policy.default)
@@ -369,3 +369,16 @@ def test_messages_the_pipe_vouches_for_are_crlf_only_even_with_unusual_names(sit
             unsubscribe_url="https://news.example.com/unsubscribe/" + "x" * 300,
         )
         assert is_canonical(message), name
+
+
+def test_a_wrong_smtp_setting_shows_before_the_question_and_records_nothing(site_dir):
+    from newsletters.errors import TransportError
+
+    site_dir = make_send_site(site_dir)
+    add_subscribers(site_dir, 2)
+    write_env(site_dir, **smtp_settings(1))  # nothing listens on port 1
+    site = Site.load(site_dir)
+    with pytest.raises(TransportError, match="check SMTP_HOST, SMTP_PORT"):
+        prepare_send(site, site_dir / ISSUE)
+    with open_store(site) as store:
+        assert Ledger(store.engine).runs() == []

@@ -256,3 +256,39 @@ def test_is_canonical_accepts_only_crlf_line_ends():
     assert not is_canonical(b"a\nb\r\n")
     assert not is_canonical(b"a\rb\r\n")
     assert not is_canonical(b"a\n\rb")  # as many CRs as LFs, none paired
+
+
+def test_login_over_starttls_and_a_refused_password_is_a_setting_to_fix(certificate):
+    from aiosmtpd.smtp import AuthResult
+
+    cert, key = certificate
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == b"clinic" and auth_data.password == b"correct horse"
+        return AuthResult(success=ok, handled=False)
+
+    inbox = Inbox()
+    with smtp_server(
+        inbox, tls_context=server_tls_context(cert, key), require_starttls=True,
+        authenticator=authenticator, auth_required=True,
+    ) as (host, port):
+        good = SMTPTransport(SMTPSettings(
+            host=host, port=port, security="starttls", timeout=5, cafile=str(cert),
+            username="clinic", password="correct horse",
+        ))
+        good.send(SENDER, ["a@example.org"], MESSAGE)
+        good.close()
+        wrong = SMTPTransport(SMTPSettings(
+            host=host, port=port, security="starttls", timeout=5, cafile=str(cert),
+            username="clinic", password="wrong",
+        ))
+        with pytest.raises(TransportError, match="login refused") as refused:
+            wrong.verify()
+    assert not isinstance(refused.value, ConnectionLost)
+    assert "SMTP_PASSWORD" in str(refused.value)
+    assert inbox.copies() == {"a@example.org": 1}
+
+
+def test_verify_names_the_setting_when_nothing_listens():
+    with pytest.raises(TransportError, match="SMTP_HOST, SMTP_PORT"):
+        plain(1).verify(pause=0)

@@ -100,6 +100,9 @@ def _show_plan(console: Console, plan, issue: str) -> None:
         line += f" (--limit {plan.limit})"
     console.print(line)
     console.print(f"Transport:  {escape(plan.transport_description)}; {plan.settings.describe()}")
+    seconds = plan.settings.duration(plan.to_send)
+    if seconds and seconds >= 60:
+        console.print(f"Duration:   about {_duration(seconds)} at these limits (Ctrl-C stops; run again to resume)")
     if plan.outbox:
         console.print(
             "[yellow]No SMTP_HOST is set: messages go to the maildir outbox in the site folder; "
@@ -118,6 +121,12 @@ def _show_plan(console: Console, plan, issue: str) -> None:
         )
     if plan.resend_unknown:
         console.print("[yellow]--resend-unknown: messages of unknown fate are sent again; some may arrive twice.[/]")
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
 def _execute(console: Console, plan):

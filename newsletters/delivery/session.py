@@ -267,6 +267,10 @@ def prepare_send(
     DKIMSigner.from_site(site)  # a bad key stops us here, before anything is sent
     transport = open_transport(site)
     description = transport.description
+    try:  # a wrong host, port, certificate or password shows now, before the question
+        transport.verify()
+    finally:
+        transport.close()
     lock = SendLock(site.reports_dir / ".send.lock")
     lock.acquire()
     store = None

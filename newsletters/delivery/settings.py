@@ -43,6 +43,14 @@ class DeliverySettings:
             retry=RetryPolicy(max_attempts=attempts, base=delay, cap=max(delay, RetryPolicy.cap)),
         )
 
+    def duration(self, messages: int) -> float | None:
+        """Roughly how long the limits alone make ``messages`` take; None when nothing limits them."""
+        if messages <= 0 or not (self.per_second or self.per_hour):
+            return None
+        by_rate = messages / self.per_second if self.per_second else 0.0
+        by_hour = ((messages - 1) // self.per_hour) * 3600.0 if self.per_hour else 0.0
+        return max(by_rate, by_hour)
+
     def describe(self) -> str:
         limits = []
         if self.per_second:
