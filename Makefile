@@ -49,6 +49,7 @@ test: install-test system-deps
 
 bench: install
 	$(PY) bench/build.py
+	$(PY) bench/send.py
 
 clean:
 	rm -rf $(VENV) $(SITE)/build $(SITE)/outbox $(SITE)/newsletter.db
