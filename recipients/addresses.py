@@ -12,6 +12,11 @@ Decisions (documented in the README):
   whole address lower-cased. Practically every mailbox provider ignores case,
   and sending twice or missing an unsubscribe because of ``Jane@`` vs ``jane@``
   is the worse mistake.
+* What people paste from mail programs is accepted when it holds exactly one
+  address: ``mailto:ann@example.com`` and ``Ann Lee <ann@example.com>`` are
+  ``ann@example.com`` (the display name is dropped, never used as a name).
+* Names may not hold a web address: sign-up forms are abused to make a
+  clinic's confirmation mail greet "Hello www.spam.example,".
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from email_validator import EmailNotValidError, validate_email
 MAX_NAME_LENGTH = 100
 
 # CR, LF and NUL end or corrupt a header; "=?" starts an RFC 2047 encoded-word that
-# a mail client would decode into anything. Other control characters have no
-# business in a name either.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# a mail client would decode into anything. Other control characters (C0, C1, the
+# Unicode line and paragraph separators, and the bidi overrides that make text
+# display reversed) have no business in a name either.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_MAILTO = re.compile(r"^mailto:", re.IGNORECASE)
+_WEB_ADDRESS = re.compile(r"://|\bwww\.", re.IGNORECASE)
 
 
 class InvalidAddress(ValueError):
@@ -41,8 +49,9 @@ def normalize_email(text: str) -> str:
         raise InvalidAddress("no e-mail address")
     if _CONTROL.search(text):
         raise InvalidAddress("the e-mail address holds a control character (line break, tab or NUL)")
+    text = _MAILTO.sub("", text).strip()
     try:
-        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=False, allow_display_name=True)
     except EmailNotValidError as exc:
         message = str(exc)
         if "Internationalized characters before the @-sign" in message:
@@ -72,8 +81,18 @@ def header_safe_problem(value: str, *, max_length: int = MAX_NAME_LENGTH) -> str
         return "holds a NUL character"
     if "=?" in value:
         return "holds '=?', which mail programs decode as an encoded header word"
+    if "\t" in value:
+        return "holds a tab character; use a space"
     if _CONTROL.search(value):
-        return "holds a control character"
+        return f"holds the invisible control character U+{ord(_CONTROL.search(value).group()):04X}"
     if len(value) > max_length:
         return f"is longer than {max_length} characters"
     return None
+
+
+def name_problem(value: str) -> str | None:
+    """Why this first or last name may not be stored: header safety, plus no web addresses."""
+    problem = header_safe_problem(value)
+    if problem is None and _WEB_ADDRESS.search(value):
+        problem = "holds a web address, which has no place in a name"
+    return problem

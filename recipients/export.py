@@ -3,6 +3,14 @@
 Records are streamed a batch at a time so a large list never sits in memory.
 CSV has one line per ledger event (the person's fields repeated), since a
 spreadsheet cannot nest; JSON nests the ledger under each person.
+
+A CSV export is opened in a spreadsheet, and its cells hold what strangers typed
+into a form or a file. A cell starting with ``=``, ``+``, ``-`` or ``@`` (or a
+tab or CR, which some spreadsheets skip before those) would run as a formula,
+e.g. ``=HYPERLINK(…)`` or a DDE command (CSV injection). Such cells are written
+with a leading ``'``, which spreadsheets take as "this is text" and do not show.
+Programs reading the file should drop one leading ``'`` from such cells. JSON is
+written exactly as stored.
 """
 
 from __future__ import annotations
@@ -66,6 +74,16 @@ def write_json(items: Iterator[dict], out: IO[str]) -> int:
     return count
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A cell a spreadsheet shows as text rather than runs: ``'`` before a formula's first character."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(items: Iterator[dict], out: IO[str]) -> int:
     columns = [name for name in PERSON_FIELDS] + [f"ledger_{name}" for name in EVENT_FIELDS]
     writer = csv.writer(out, lineterminator="\n")
@@ -75,5 +93,5 @@ def write_csv(items: Iterator[dict], out: IO[str]) -> int:
         person = [item[name] if name != "attributes" else json.dumps(item[name], ensure_ascii=False)
                   for name in PERSON_FIELDS]
         for event in item["ledger"] or [{}]:
-            writer.writerow(person + [event.get(name) for name in EVENT_FIELDS])
+            writer.writerow([spreadsheet_safe(cell) for cell in person + [event.get(name) for name in EVENT_FIELDS]])
     return count

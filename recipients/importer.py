@@ -2,16 +2,12 @@
 
 Rules (the README lists them for users):
 
-* Columns ``email``, ``consent_at`` and ``consent_source`` are required;
-  ``first_name``, ``last_name`` and ``consent_text`` are optional; any other column
-  becomes an attribute (header lower-cased, spaces to ``_``).
-* UTF-8 with or without a BOM, CRLF or LF, quoted fields holding line breaks.
-  Line numbers are the physical line where a record *starts*.
+* Reading the file (encodings, separators, quotes, line numbers) is
+  ``csv_table``; which column is which, and columns that say "do not import",
+  is ``import_columns``; consent times are ``consent_time``.
 * Every row is checked first. Any bad row and nothing is imported, unless
-  ``skip_invalid``; bad rows are listed either way.
-* Consent evidence (when and where) is required; dates may be ISO 8601 or UK
-  day-first (``18/05/2018``, ``18/05/2018 13:05``, ``18/05/2018 13:05:09``); a time
-  without a UTC offset is UK time (Europe/London). Future dates are refused.
+  ``skip_invalid``; bad rows are listed either way, by the line they start on.
+* Consent evidence (when and where) is required.
 * The same address twice (case-insensitively) is merged: the earliest consent is
   kept, empty names and attributes are filled from the other row.
 * An address that unsubscribed, bounced, complained or was forgotten is never
@@ -23,31 +19,29 @@ Rules (the README lists them for users):
 
 from __future__ import annotations
 
-import csv
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from newsletters.errors import RecipientError
 
-from .addresses import InvalidAddress, header_safe_problem, identity, normalize_email
+from .addresses import InvalidAddress, header_safe_problem, identity, name_problem, normalize_email
+from .consent_time import ConsentTime, MonthFirstDate, parse_consent_time, read_consent_time  # noqa: F401
+from .csv_table import Table, read_table
+from .import_columns import Columns, read_columns
 from .schema import ACTIVE, ERASED, EV_SUBSCRIBED, PENDING, consent_events, subscribers, suppressions, utcnow
 from .store import LEFT_STATUSES, Store
 
-REQUIRED = ("email", "consent_at", "consent_source")
-KNOWN = REQUIRED + ("first_name", "last_name", "consent_text")
-ALIASES = {"e_mail": "email", "email_address": "email", "e_mail_address": "email"}
-UK_TIME = ZoneInfo("Europe/London")
-UK_FORMATS = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")
-EARLIEST_YEAR = 1990
 MAX_SOURCE = 500
 MAX_CONSENT_TEXT = 5000
 MAX_ATTRIBUTE = 500
 LOOKUP_CHUNK = 500
+# consent_text may keep its line breaks and tabs; no other control character belongs in evidence.
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass
@@ -89,6 +83,9 @@ class ParsedFile:
     problems: list[RowProblem]
     merges: list[Merge]
     records: int  # non-blank records read, valid or not
+    format: str = ""  # "UTF-8 with BOM, comma-separated"
+    columns: str = ""  # how each heading was understood
+    day_first: list[str] = field(default_factory=list)  # "line 4: 05/06/2024 = 5 June 2024" for each ambiguous date
 
 
 @dataclass
@@ -114,175 +111,147 @@ class ImportRejected(RecipientError):
         self.parsed = parsed
 
 
-def _column_name(raw: str) -> str:
-    name = "_".join(raw.strip().lower().replace("-", " ").split())
-    return ALIASES.get(name, name)
+@dataclass
+class _Checked:
+    """One record after its own checks; dates that could be day or month first are settled later."""
+
+    line: int
+    values: dict
+    reasons: list[str]
+    consent_at_raw: str = ""
+    ambiguous: bool = False
 
 
-def parse_consent_time(text: str, now: datetime) -> datetime:
-    """ISO 8601 or UK day-first; naive times are UK local time. Raises ValueError with the reason."""
-    text = text.strip()
-    if not text:
-        raise ValueError("missing: when consent was given is part of the evidence")
-    value = None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        for fmt in UK_FORMATS:
-            try:
-                value = datetime.strptime(text, fmt)
-                break
-            except ValueError:
-                continue
-    if value is None:
-        raise ValueError(
-            f"cannot read {text!r} as a date (use 2018-05-18T13:05:00Z, 2018-05-18 13:05 or 18/05/2018 13:05, day first)"
-        )
-    if value.year < EARLIEST_YEAR:
-        raise ValueError(f"{text!r} gives the year {value.year}; write the year with four digits")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UK_TIME)
-    value = value.astimezone(timezone.utc)
-    if value > now:
-        raise ValueError(f"{text!r} is in the future")
-    return value
+def _text_problem(name: str, value: str, limit: int, *, one_line: bool) -> str | None:
+    if one_line and ("\r" in value or "\n" in value or "\t" in value):
+        return f"{name}: holds a line break or tab; write where consent was given on one line"
+    if _TEXT_CONTROL.search(value):
+        return f"{name}: holds an invisible control character"
+    if len(value) > limit:
+        return f"{name}: is longer than {limit} characters"
+    return None
 
 
-def _check_row(cells: dict[str, str], attribute_columns: list[str], now: datetime) -> tuple[dict, list[str]]:
+def _check_row(cells: dict[str, str], columns: Columns, now: datetime) -> _Checked:
     reasons: list[str] = []
     values: dict = {}
+    refusal = columns.refusal(cells)
+    if refusal:
+        reasons.append(refusal)
     try:
         values["email"] = normalize_email(cells.get("email", ""))
     except InvalidAddress as exc:
         reasons.append(f"email: {exc}")
     for name in ("first_name", "last_name"):
         value = cells.get(name, "").strip()
-        problem = header_safe_problem(value)
+        problem = name_problem(value)
         if problem:
             reasons.append(f"{name}: {problem}")
         values[name] = value
+    checked = _Checked(0, values, reasons, consent_at_raw=cells.get("consent_at", ""))
     try:
-        values["consent_at"] = parse_consent_time(cells.get("consent_at", ""), now)
+        when = read_consent_time(cells.get("consent_at", ""), now)
+        values["consent_at"], checked.ambiguous = when.at, when.ambiguous
     except ValueError as exc:
         reasons.append(f"consent_at: {exc}")
+        checked.ambiguous = isinstance(exc, MonthFirstDate)  # kept as evidence of a month-first file
     source = cells.get("consent_source", "").strip()
     if not source:
         reasons.append("consent_source: missing: where consent was given is part of the evidence")
-    elif "\x00" in source or len(source) > MAX_SOURCE:
-        reasons.append(f"consent_source: holds a NUL character or is longer than {MAX_SOURCE} characters")
+    else:
+        problem = _text_problem("consent_source", source, MAX_SOURCE, one_line=True)
+        if problem:
+            reasons.append(problem)
     values["consent_source"] = source
     text = cells.get("consent_text", "").strip()
-    if "\x00" in text or len(text) > MAX_CONSENT_TEXT:
-        reasons.append(f"consent_text: holds a NUL character or is longer than {MAX_CONSENT_TEXT} characters")
+    problem = _text_problem("consent_text", text, MAX_CONSENT_TEXT, one_line=False)
+    if problem:
+        reasons.append(problem)
     values["consent_text"] = text
     attributes = {}
-    for name in attribute_columns:
+    for name in columns.attributes:
         value = cells.get(name, "").strip()
         if not value:
             continue
         # Attributes may be merged into a subject line, so they obey the header rules.
         problem = header_safe_problem(value, max_length=MAX_ATTRIBUTE)
         if problem:
-            reasons.append(f"{name}: {problem}")
+            reasons.append(f"{name}: {problem} (attributes may be used in a subject line)")
         attributes[name] = value
     values["attributes"] = attributes
-    return values, reasons
-
-
-def _open_reader(path: Path):
-    try:
-        return open(path, encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise RecipientError("no such file", where=str(path)) from None
-    except OSError as exc:
-        raise RecipientError(f"cannot read the file: {exc.strerror}", where=str(path)) from None
-
-
-def _decode_error(path: Path) -> RecipientError:
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8-sig")
-        line = None
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-    return RecipientError(
-        "the file is not UTF-8 text",
-        where=f"{path}, line {line}" if line else str(path),
-        hint='save it as "CSV UTF-8 (Comma delimited)" from Excel, or as UTF-8 from your spreadsheet program',
-    )
+    return checked
 
 
 def read_csv(path: str | Path, *, now: datetime | None = None) -> ParsedFile:
     """Read and check every row; nothing touches the database here."""
     path = Path(path)
     now = now or datetime.now(timezone.utc)
+    table = read_table(path)
+    columns = read_columns(path, table.header, table.header_line)
+    checked, problems, records = _check_records(table, columns, now)
+    day_first = _settle_ambiguous_dates(checked)
     rows: dict[str, ImportRow] = {}
-    problems: list[RowProblem] = []
     merges: list[Merge] = []
+    for item in checked:
+        if item.reasons:
+            problems.append(RowProblem(item.line, tuple(item.reasons)))
+            continue
+        row = ImportRow(line=item.line, **item.values)
+        key = identity(row.email)
+        if key in rows:
+            merges.append(Merge(row.line, rows[key].line, rows[key].email))
+            _merge(rows[key], row)
+        else:
+            rows[key] = row
+    problems.sort(key=lambda problem: problem.line)
+    return ParsedFile(path, list(rows.values()), problems, merges, records, table.described, columns.described(),
+                      day_first)
+
+
+def _check_records(table: Table, columns: Columns, now: datetime) -> tuple[list[_Checked], list[RowProblem], int]:
+    width = len(columns.names)
+    checked: list[_Checked] = []
+    problems: list[RowProblem] = []
     records = 0
-    with _open_reader(path) as stream:
-        reader = csv.reader(stream)
-        try:
-            header = next(reader, None)
-            if header is None or not any(cell.strip() for cell in header):
-                raise RecipientError("the file is empty; the first line must name the columns", where=str(path))
-            columns = [_column_name(cell) for cell in header]
-            while columns and not columns[-1]:  # spreadsheets often add empty trailing columns
-                columns.pop()
-            _check_header(path, header, columns)
-            attribute_columns = [name for name in columns if name not in KNOWN]
-            end = reader.line_num
-            for record in reader:
-                start, end = end + 1, reader.line_num
-                if not any(cell.strip() for cell in record):
-                    continue
-                records += 1
-                if len(record) > len(columns) and not any(cell.strip() for cell in record[len(columns) :]):
-                    record = record[: len(columns)]
-                if len(record) != len(columns):
-                    span = f" (the record runs to line {end}: an unclosed quote?)" if end > start else ""
-                    problems.append(
-                        RowProblem(start, (f"has {len(record)} cells but the header has {len(columns)}{span}",))
-                    )
-                    continue
-                values, reasons = _check_row(dict(zip(columns, record)), attribute_columns, now)
-                if reasons:
-                    problems.append(RowProblem(start, tuple(reasons)))
-                    continue
-                row = ImportRow(line=start, **values)
-                key = identity(row.email)
-                if key in rows:
-                    merges.append(Merge(start, rows[key].line, rows[key].email))
-                    _merge(rows[key], row)
-                else:
-                    rows[key] = row
-        except UnicodeDecodeError:
-            raise _decode_error(path) from None
-        except csv.Error as exc:
-            raise RecipientError(f"not readable as CSV: {exc}", where=f"{path}, line {reader.line_num}") from None
-    return ParsedFile(path, list(rows.values()), problems, merges, records)
+    for record in table.records():
+        if record.cells is not None and not any(cell.strip() for cell in record.cells):
+            continue
+        records += 1
+        if record.problem:  # broken quoting: the cells mean nothing
+            problems.append(RowProblem(record.start, (record.problem,)))
+            continue
+        cells = record.cells
+        if len(cells) > width and not any(cell.strip() for cell in cells[width:]):
+            cells = cells[:width]
+        if len(cells) != width:
+            span = f" (the record runs to line {record.end}: is a quote not closed?)" if record.end > record.start else ""
+            problems.append(RowProblem(record.start, (f"has {len(cells)} cells but the header has {width}{span}",)))
+            continue
+        item = _check_row(dict(zip(columns.names, cells)), columns, now)
+        item.line = record.start
+        checked.append(item)
+    return checked, problems, records
 
 
-def _check_header(path: Path, header: list[str], columns: list[str]) -> None:
-    where = f"{path}, line 1"
-    if len(header) == 1 and ";" in header[0]:
-        raise RecipientError(
-            "the columns are separated by semicolons, not commas", where=where, hint="export the file as comma-separated CSV"
-        )
-    for number, name in enumerate(columns, 1):
-        if not name:
-            raise RecipientError(f"column {number} has no name", where=where, hint="give every column a heading")
-    duplicates = sorted({name for name in columns if columns.count(name) > 1})
-    if duplicates:
-        raise RecipientError(f"column {duplicates[0]!r} appears more than once", where=where)
-    missing = [name for name in REQUIRED if name not in columns]
-    if missing:
-        raise RecipientError(
-            f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
-            where=where,
-            hint="the first line must name at least: email, consent_at, consent_source "
-            "(and may add first_name, last_name, consent_text and any attributes)",
-        )
+def _settle_ambiguous_dates(checked: list[_Checked]) -> list[str]:
+    """Day-first readings of dates like 05/06/2024, unless the file shows it was written month first.
+
+    One date that only works month first (05/18/2024) means the file's author wrote
+    month first, so every date that could be read either way is refused too.
+    """
+    month_first = [c for c in checked if c.ambiguous and "consent_at" not in c.values]
+    ambiguous = [c for c in checked if c.ambiguous and "consent_at" in c.values]
+    if month_first and ambiguous:
+        evidence = month_first[0]
+        for item in ambiguous:
+            item.reasons.append(
+                f"consent_at: {item.consent_at_raw.strip()!r} could be day or month first, and line {evidence.line} "
+                f"({evidence.consent_at_raw.strip()!r}) can only be month first, so this file's dates with slashes "
+                "cannot be trusted to be day first; write it as year-month-day, e.g. 2024-06-05"
+            )
+        return []
+    return [f"line {c.line}: " + ConsentTime(c.values["consent_at"]).day_first_reading(c.consent_at_raw)
+            for c in ambiguous if not c.reasons]
 
 
 def _merge(kept: ImportRow, other: ImportRow) -> None:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from newsletters.errors import ConfigError, RecipientError
 
 from . import migrate
-from .addresses import InvalidAddress, address_hash, header_safe_problem, normalize_email
+from .addresses import InvalidAddress, address_hash, name_problem, normalize_email
 from .schema import (
     ACTIVE,
     BOUNCED,
@@ -187,7 +187,7 @@ class Store:
 
     @staticmethod
     def check_name(field_name: str, value: str) -> None:
-        problem = header_safe_problem(value)
+        problem = name_problem(value)
         if problem:
             raise RecipientError(f"{field_name} {problem}", hint="names end up in mail headers")
 

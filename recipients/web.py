@@ -25,7 +25,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from newsletters.errors import TokenError, TransportError
 
 from . import open_store
-from .addresses import InvalidAddress, header_safe_problem, normalize_email
+from .addresses import InvalidAddress, name_problem, normalize_email
 from .confirmation import send_confirmation
 from .store import Store
 from .tokens import (
@@ -166,8 +166,8 @@ def create_app(site, *, store: Store | None = None) -> Flask:
             email = normalize_email(values["email"])
         except InvalidAddress as exc:
             errors["email"] = f"Please enter a valid e-mail address ({exc})."
-        if header_safe_problem(values["first_name"]):
-            errors["first_name"] = "Please enter your first name without line breaks or special codes."
+        if name_problem(values["first_name"]):
+            errors["first_name"] = "Please enter your first name without line breaks, links or special codes."
         if not values["consent"]:
             errors["consent"] = "Please tick the box to say you would like the newsletter."
         if not values["adult"]:

@@ -48,7 +48,7 @@ def test_import_with_bad_rows_lists_each_by_line_imports_nothing_and_exits_1(run
     assert result.exit_code == 1
     assert "line 9: first_name: holds a line break" in result.stderr
     assert "line 22: email:" in result.stderr
-    assert "error:" in result.stderr and "12 invalid rows; nothing was imported" in result.stderr
+    assert "error:" in result.stderr and "13 invalid rows; nothing was imported" in result.stderr
     assert run("stats").output.splitlines()[-1].split() == ["eligible:", "0"]
 
 
@@ -59,7 +59,7 @@ def test_import_with_skip_invalid_imports_the_rest_and_still_lists_the_bad_rows(
     assert "skipped  line 13: first_name: holds '=?'" in result.output
     assert "merged   line 19: same address as line 15" in result.output
     assert "4 added" in result.output
-    assert "2 duplicates merged, 12 invalid rows skipped" in result.output
+    assert "1 duplicates merged, 13 invalid rows skipped" in result.output
 
 
 def test_add_show_unsubscribe_and_stats(run):

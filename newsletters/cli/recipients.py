@@ -46,7 +46,9 @@ def import_(ctx, file: str, skip_invalid: bool) -> None:
     """Import people who consented elsewhere from a CSV file (all rows are checked first).
 
     Columns: email, consent_at, consent_source (required); first_name, last_name,
-    consent_text (optional); any other column becomes an attribute.
+    consent_text (optional); any other column becomes an attribute. UTF-8 or
+    UTF-16, separated by commas, semicolons or tabs. Dates with slashes are day
+    first (18/05/2024).
 
     Example: newsletter recipients import subscribers.csv
     """
@@ -57,11 +59,12 @@ def import_(ctx, file: str, skip_invalid: bool) -> None:
         try:
             report = import_csv(store, path, skip_invalid=skip_invalid)
         except ImportRejected as exc:
+            _describe_file(exc.parsed, err=True)
             for problem in exc.parsed.problems:
                 click.echo(f"{path}: {problem}", err=True)
             raise
     parsed = report.parsed
-    click.echo(f"{path}: {parsed.records} record{'s' if parsed.records != 1 else ''} read")
+    _describe_file(parsed)
     for problem in parsed.problems:
         click.echo(f"  skipped  {problem}")
     for merge in parsed.merges:
@@ -74,6 +77,21 @@ def import_(ctx, file: str, skip_invalid: bool) -> None:
     click.echo(f"{len(report.unchanged)} already on the list, nothing new")
     click.echo(f"{len(report.refused)} refused (unsubscribed, bounced, complained or forgotten)")
     click.echo(f"{len(parsed.merges)} duplicates merged, {len(parsed.problems)} invalid rows skipped")
+
+
+def _describe_file(parsed, err: bool = False) -> None:
+    """How the file was read, so a wrong guess shows before anyone is mailed."""
+    records = f"{parsed.records} record{'s' if parsed.records != 1 else ''}"
+    click.echo(f"{parsed.path}: {records} read ({parsed.format})", err=err)
+    click.echo(f"  columns: {parsed.columns}", err=err)
+    if parsed.day_first:
+        count = len(parsed.day_first)
+        click.echo(f"  note: {count} date{'s' if count != 1 else ''} could be read day or month first; "
+                   "read day first (UK):", err=err)
+        for reading in parsed.day_first[:5]:
+            click.echo(f"    {reading}", err=err)
+        if count > 5:
+            click.echo(f"    … and {count - 5} more", err=err)
 
 
 @recipients.command()
