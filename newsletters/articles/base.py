@@ -64,11 +64,18 @@ class BaseReader:
     def finish(article: Article) -> Article:
         """Fill the optional fields every template relies on, and warn about missing alt text."""
         article.title = " ".join(article.title.split())
+        if article.image and urlsplit(article.image).scheme.lower() not in ("http", "https", ""):
+            article.warnings.append(
+                f"the lead image {article.image[:60]!r} is not a web address (http or https), so it was left out"
+            )
+            article.image = article.image_alt = ""
         images = body_images(article.body_html)
         if not article.image and images:
             article.image, article.image_alt = images[0]
         if article.image and not article.image_alt:
             article.image_alt = alt_for(article.image, images)
+        # The templates show the lead image above the body: the same picture opening the body would show twice.
+        article.body_html = drop_repeated_lead_image(article.body_html, article.image)
         if not article.summary:
             article.summary = summarize(first_paragraph_text(article.body_html))
         else:
@@ -83,7 +90,7 @@ class BaseReader:
                 article.warnings.append(
                     f"the image {src} in the article body has no alt text: add a short description to it at the source"
                 )
-        urls = body_urls(article.body_html) + [article.image]
+        urls = [article.url] + body_urls(article.body_html) + [article.image]
         relative = list(dict.fromkeys(url for url in urls if url and not urlsplit(url).scheme))
         if relative:
             shown = ", ".join(relative[:3]) + (", …" if len(relative) > 3 else "")
@@ -146,12 +153,40 @@ def body_urls(body_html: str) -> list[str]:
 
 
 _SIZE_SUFFIX = re.compile(r"-\d{2,5}x\d{2,5}(?=\.[a-z0-9]+$)", re.I)
+# Ghost: /content/images/size/w600/2025/01/x.jpg; Blogger: /s320/x.jpg, /w400-h300/x.jpg, x.jpg=s1600.
+_SIZE_SEGMENT = re.compile(r"/size/w\d+(?:h\d+)?(?=/)|/(?:s\d{2,4}|w\d{2,4}-h\d{2,4})(?:-[a-z0-9-]+)?(?=/[^/]+$)|=[swh]\d{2,4}[^/]*$", re.I)
 
 
 def image_key(url: str) -> str:
-    """Same picture, different rendition: WordPress adds -1024x683, CDNs add ?format=1500w."""
+    """Same picture, different rendition: WordPress adds -1024x683, CDNs add ?format=1500w,
+    Ghost and Blogger put the size into the path."""
     parts = urlsplit(url)
-    return (parts.netloc.lower() + _SIZE_SUFFIX.sub("", parts.path)).rstrip("/")
+    path = _SIZE_SUFFIX.sub("", _SIZE_SEGMENT.sub("", parts.path))
+    return (parts.netloc.lower() + path).rstrip("/")
+
+
+def drop_repeated_lead_image(body_html: str, image: str) -> str:
+    """The body without the lead picture where it opens the body (before the first heading,
+    within the first three blocks), as WordPress featured images and Ghost feature images do."""
+    if not image or "<img" not in body_html:
+        return body_html
+    key = image_key(image)
+    root = lxml.html.fragment_fromstring(body_html, create_parent="div")
+    for block in list(root)[:3]:
+        if block.tag in ("h2", "h3", "h4"):
+            break
+        pictures = [block] if block.tag == "img" else list(block.iter("img"))
+        repeated = next((img for img in pictures if image_key(img.get("src", "")) == key), None)
+        if repeated is None:
+            continue
+        target = repeated
+        while target is not block and target.getparent() is not None and len(target.getparent()) == 1 \
+                and not (target.getparent().text or "").strip() and not (target.tail or "").strip():
+            target = target.getparent()  # the <a> or <p> or <figure> that only held it
+        target.drop_tree()  # keeps the tail text
+        text = lxml.html.tostring(root, encoding="unicode", method="html")
+        return text[len("<div>") : -len("</div>")].strip()
+    return body_html
 
 
 def alt_for(image: str, images: list[tuple[str, str]]) -> str:
@@ -167,8 +202,7 @@ def absolute_url(url: str, base: str) -> str:
     if not url:
         return ""
     if url.startswith("//"):
-        scheme = urlsplit(base).scheme or "https"
-        return f"{scheme}:{url}"
+        return f"https:{url}"  # "same scheme as the page" means nothing in an e-mail; https is the safe reading
     if base and not urlsplit(url).scheme:
         return urljoin(base, url)
     return url

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from urllib.parse import urlsplit
 
 import lxml.html
 import trafilatura
@@ -26,6 +27,7 @@ from lxml import etree
 from ..errors import ArticleError
 from .base import BaseReader, absolute_url, alt_for, is_url, iso_datetime, parse_byline
 from .model import Article
+from .page_repair import repair_page
 from .sanitize import sanitize_html
 
 ARTICLE_TYPES = {"article", "blogposting", "newsarticle", "report", "medicalwebpage", "medicalscholarlyarticle"}
@@ -78,9 +80,19 @@ class HTMLPageReader(BaseReader):
             raise ArticleError(f"not a readable HTML page ({exc})", where=source) from None
         meta = PageMetadata(page)
         url = absolute_url(meta.canonical_url(), source if is_url(source) else base_url)
-        base = url or (source if is_url(source) else "") or base_url
+        base = _base_href(page, url) or url or (source if is_url(source) else "") or base_url
+        repaired = lxml.html.document_fromstring(text)
+        repair_page(repaired)
+        listing = _listed_posts(repaired, meta)
+        if listing:
+            raise ArticleError(
+                f"this page lists {len(listing)} posts rather than being one",
+                where=source,
+                hint=f"give one post's own page, e.g. {absolute_url(listing[0], base)}, or the blog's RSS feed",
+            )
+        prepared = lxml.html.tostring(repaired, encoding="unicode", method="html")
 
-        document = _extract(text, prune=True) or _extract(text, prune=False)
+        document = _extract(prepared, prune=True) or _extract(prepared, prune=False)
         body = _to_html(document.body) if document is not None and document.body is not None else ""
         if not body.strip():
             raise ArticleError(
@@ -106,6 +118,37 @@ class HTMLPageReader(BaseReader):
             source=source,
         )
         return [self.finish(article)]
+
+
+def _base_href(page, url: str) -> str:
+    """A page's <base href> decides where its relative links point, but only one on the post's own site
+    is believed: a base elsewhere would send every relative link in the newsletter to another host."""
+    href = next((b.get("href").strip() for b in page.iter("base") if (b.get("href") or "").strip()), "")
+    if not href or not url:
+        return ""
+    resolved = absolute_url(href, url)
+    return resolved if urlsplit(resolved).netloc.lower() == urlsplit(url).netloc.lower() else ""
+
+
+def _listed_posts(page, meta: PageMetadata) -> list[str]:
+    """The addresses of the posts a blog's home, archive or tag page lists; [] for a post's own page.
+
+    A listing names each post in a heading that is a link to it; a post's page has
+    its own, unlinked title (and usually says it is an article)."""
+    if meta.article or meta.first("og:type").lower() == "article":
+        return []
+    says_website = meta.first("og:type").lower() == "website"
+    links: list[str] = []
+    for heading in page.xpath("//h1 | //h2 | //h3"):
+        anchors = heading.xpath(".//a[@href]")
+        text = " ".join(heading.text_content().split())
+        if len(anchors) == 1 and text and _same_text(anchors[0].text_content(), text):
+            href = anchors[0].get("href").strip()
+            if href not in links and not href.startswith("#"):
+                links.append(href)
+        elif heading.tag == "h1" and text and not says_website:
+            return []
+    return links if len(links) >= 2 else []
 
 
 def _extract(text: str, *, prune: bool):
@@ -144,8 +187,22 @@ def _to_html(body) -> str:
         elif tag == "ref":
             element.tag = "a"
             element.set("href", element.get("target") or "")
+    for table in body.iter("table"):
+        _restore_table_head(table)
     body.tag = "div"
     return etree.tostring(body, encoding="unicode", method="html")
+
+
+def _restore_table_head(table) -> None:
+    """trafilatura drops <thead>; a first row of header cells is the head again, for the plain-text
+    version and for screen readers."""
+    rows = [row for row in table if row.tag == "tr"]
+    if len(rows) < 2 or rows[0].getparent() is not table or not all(cell.tag == "th" for cell in rows[0]):
+        return
+    head, body = etree.SubElement(table, "thead"), etree.SubElement(table, "tbody")
+    head.append(rows[0])
+    for row in rows[1:]:
+        body.append(row)
 
 
 def _tidy_body(body: str, title: str) -> tuple[str, tuple[str, str]]:
@@ -271,9 +328,11 @@ class PageMetadata:
                 return iso
         times = self.page.xpath(
             "//time[@datetime][contains(@class,'publish') or contains(@class,'entry-date') or @itemprop='datePublished']"
+            " | //*[@itemprop='datePublished'][@content or @datetime or @title]"
+            " | //abbr[contains(concat(' ', @class, ' '), ' published ')][@title]"  # Blogger, hAtom
         ) or self.page.xpath("//article//time[@datetime]") or self.page.xpath("//time[@datetime]")
         for element in times:
-            iso = iso_datetime(element.get("datetime"))
+            iso = iso_datetime(element.get("datetime") or element.get("content") or element.get("title"))
             if iso:
                 return iso
         return ""
@@ -302,10 +361,19 @@ class PageMetadata:
         return alt_for(image, page_images)
 
     def description(self) -> str:
-        return (
-            self.first("og:description", "description", "twitter:description")
-            or _ld_text(self.article.get("description"))
-        )
+        candidates = [
+            " ".join(value.split())
+            for value in (self.first("og:description"), self.first("description"), self.first("twitter:description"),
+                          _ld_text(self.article.get("description")))
+            if value and value.strip()
+        ]
+        if not candidates:
+            return ""
+        # Themes (Ghost, Yoast's social tab) often give og:description cut short: prefer the full sentence.
+        chosen = candidates[0]
+        stem = chosen.rstrip(".… ").removesuffix("...")
+        longer = [c for c in candidates[1:] if len(c) > len(chosen) and c.startswith(stem)]
+        return max(longer, key=len) if longer else chosen
 
     def tags(self) -> list[str]:
         tags = list(self.meta.get("article:tag", []))

@@ -15,7 +15,7 @@ link-less ``<a>`` are dropped.
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import lxml.html
 import nh3
@@ -46,6 +46,8 @@ URL_ATTRIBUTES = {"href", "src"}
 NUMERIC_ATTRIBUTES = {"width", "height", "colspan", "rowspan", "start"}
 LAZY_SRC_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-image", "data-orig-file")
 
+_URL_IGNORED = re.compile(r"[\t\n\r]")
+_URL_STRIPPED = "".join(chr(c) for c in range(0x21)) + "\u00a0"
 _EMPTY_PARAGRAPH = re.compile(r"^[\s\u00a0\u200b]*$")
 
 
@@ -74,11 +76,14 @@ def _attribute_filter(base_url: str):
             return value if value.isdigit() else None
         if attribute not in URL_ATTRIBUTES:
             return value
-        value = value.strip()
+        # Browsers ignore tabs and line breaks anywhere in an address ("java\tscript:" is javascript:).
+        value = _URL_IGNORED.sub("", value).strip(_URL_STRIPPED)
         if not value or (attribute == "href" and value.startswith("#")):
             return None  # in-page anchors do not work in most mail clients
+        if _disguised_scheme(value):
+            return None
         if value.startswith("//"):
-            value = (urlsplit(base_url).scheme or "https") + ":" + value
+            value = "https:" + value  # an e-mail has no "current scheme"; https is the safe reading
         elif base_url and not urlsplit(value).scheme:
             value = urljoin(base_url, value)
         scheme = urlsplit(value).scheme.lower()
@@ -89,6 +94,16 @@ def _attribute_filter(base_url: str):
         return value
 
     return keep
+
+
+def _disguised_scheme(value: str) -> bool:
+    """'java%09script:…': a scheme hidden by percent-encoding (lxml's serializer escapes a tab that way).
+    Not a working javascript: link, but not a working link of any other kind either."""
+    head, colon, _ = value.partition(":")
+    if not colon or "%" not in head or "/" in head:
+        return False
+    decoded = _URL_IGNORED.sub("", unquote(head)).strip(_URL_STRIPPED)
+    return bool(re.fullmatch(r"[a-z][a-z0-9+.-]*", decoded, re.I)) and decoded.lower() not in URL_SCHEMES
 
 
 def _parse_fragment(html: str):
