@@ -15,8 +15,6 @@ import sys
 import time
 from collections import Counter
 
-import pytest
-
 from tests.send_fixtures import (
     ISSUE,
     ISSUE_SLUG,

@@ -23,7 +23,6 @@ from newsletters.errors import CheckFailed, DeliveryError
 from recipients import open_store
 from tests.send_fixtures import (
     ISSUE,
-    ISSUE_SLUG,
     SENDER,
     SETTINGS,
     add_ineligible,

@@ -21,7 +21,7 @@ from typing import Callable
 from ..errors import DeliveryError
 from ..transport import open_transport, smtp_settings
 from .dkim import DKIMSigner
-from .ledger import BOUNCED, DEFERRED, DONE, FAILED, SENDABLE, SENT, UNKNOWN, Ledger, Run, hour_ago, ABORTED, INTERRUPTED
+from .ledger import ABORTED, DONE, INTERRUPTED, SENDABLE, UNKNOWN, Ledger, Run, hour_ago
 from .pipe import DeliveryPipe, SessionStats
 from .rate import RateLimiter
 from .report import SendReport, build_report, write_report
