@@ -56,9 +56,14 @@ SMTP_PORT=587
 SMTP_SECURITY=starttls          # starttls, ssl or none
 SMTP_USERNAME=
 SMTP_PASSWORD=
-SMTP_CONNECTIONS=2
-SEND_RATE=10                    # messages per second, across all connections
-SEND_MAX_PER_HOUR=0             # 0: no hourly cap
+# SMTP_CA_FILE=                 # PEM file of a private CA to trust as well (certificates are always verified)
+# SMTP_TIMEOUT=30               # seconds to wait for the server at each step
+# SMTP_HELO_NAME=               # name given in EHLO (default: this machine's name)
+SMTP_CONNECTIONS=4              # connections in parallel, each reused
+SEND_RATE=10                    # messages per second, across all connections (empty: no limit)
+SEND_MAX_PER_HOUR=              # messages per rolling hour, across runs (empty: no limit)
+# SEND_MAX_ATTEMPTS=5           # tries per message within a run for temporary failures
+# SEND_RETRY_DELAY=15           # seconds before the first retry; doubles each time
 
 # DKIM signing (all three, or none).
 DKIM_PRIVATE_KEY_FILE=
