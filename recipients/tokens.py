@@ -54,6 +54,16 @@ def _serializer(key: str, salt: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(key, salt=salt)
 
 
+# What mail programs and people add after a link: the end of a sentence, a closing
+# bracket or quote. None of it can be part of a token (URL-safe base64 and dots).
+_TRAILING_JUNK = ".,;:!?)]}>'\"\u201d\u2019 \t\r\n"
+
+
+def clean_token(token: str) -> str:
+    """The token without what a mail program glued to the end of the link; the signature is still checked."""
+    return (token or "").strip().rstrip(_TRAILING_JUNK)
+
+
 def make_confirm_token(key: str, public_id: str) -> str:
     return _serializer(key, CONFIRM_SALT).dumps(public_id)
 

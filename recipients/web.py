@@ -8,6 +8,10 @@ any WSGI server can too. Rules that shape it:
 * ``GET /unsubscribe/<token>`` only shows a button (mail scanners fetch links);
   ``POST`` unsubscribes at once, RFC 8058 one-click or not, with no cookie, no
   login and no redirect, and answers 200 every time it is repeated.
+* ``GET /confirm/<token>`` likewise only shows a button and ``POST`` confirms:
+  link scanners at companies and mail providers open every link in a message,
+  and a GET that confirmed would let anyone sign a stranger up through them.
+  HEAD is a GET without a body, so it changes nothing either.
 * A forged, tampered or expired token gets a 400 page and changes nothing.
 * Pages are plain HTML with labels and the site's language, no JavaScript, and
   send no Referer (tokens are in the URL) and cannot be framed.
@@ -19,7 +23,7 @@ import re
 from pathlib import Path
 
 from flask import Flask, abort, render_template, request, send_from_directory
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from newsletters.errors import TokenError, TransportError
@@ -29,6 +33,7 @@ from .addresses import InvalidAddress, name_problem, normalize_email
 from .confirmation import send_confirmation
 from .store import Store
 from .tokens import (
+    clean_token,
     confirm_url,
     form_token_ok,
     make_form_token,
@@ -108,7 +113,10 @@ def create_app(site, *, store: Store | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         titles = {404: "Page not found", 405: "Not allowed here", 413: "Too much data"}
-        return page(titles.get(exc.code, exc.name), [exc.description or ""], exc.code or 500)
+        response = app.make_response(page(titles.get(exc.code, exc.name), [exc.description or ""], exc.code or 500))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:  # RFC 9110: a 405 says what is allowed
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
@@ -197,9 +205,18 @@ def create_app(site, *, store: Store | None = None) -> Flask:
         return check_inbox
 
     @app.get("/confirm/<token>")
+    def confirm_page(token: str):
+        token = clean_token(token)
+        try:
+            read_confirm_token(key, token)
+        except TokenError as exc:
+            return bad_link(exc, "confirm")
+        return render_template("confirm.html", action=f"/confirm/{token}")
+
+    @app.post("/confirm/<token>")
     def confirm(token: str):
         try:
-            public_id, _issued = read_confirm_token(key, token)
+            public_id, _issued = read_confirm_token(key, clean_token(token))
         except TokenError as exc:
             return bad_link(exc, "confirm")
         outcome = store.confirm(public_id, **client())
@@ -210,6 +227,7 @@ def create_app(site, *, store: Store | None = None) -> Flask:
 
     @app.get("/unsubscribe/<token>")
     def unsubscribe_page(token: str):
+        token = clean_token(token)
         try:
             read_unsubscribe_token(key, token)
         except TokenError as exc:
@@ -219,7 +237,7 @@ def create_app(site, *, store: Store | None = None) -> Flask:
     @app.post("/unsubscribe/<token>")
     def unsubscribe(token: str):
         try:
-            public_id = read_unsubscribe_token(key, token)
+            public_id = read_unsubscribe_token(key, clean_token(token))
         except TokenError as exc:
             return bad_link(exc, "unsubscribe")
         try:

@@ -76,6 +76,12 @@ class Live:
         text = message.get_body(("plain",)).get_content()
         return re.search(rf"{re.escape(self.base)}(/confirm/\S+)", text).group(1)
 
+    def press_confirm(self, path: str) -> Response:
+        """What a person does: open the link, then press the page's button (an empty form POST)."""
+        page = self.get(path)
+        action = re.search(r'<form method="post" action="([^"]+)">', page.body).group(1)
+        return self.post_form(action, {})
+
 
 def start_server(site_dir, monkeypatch, **env) -> tuple[Live, callable]:
     monkeypatch.setenv("SECRET_KEY", KEY)
@@ -160,7 +166,11 @@ def test_subscribe_then_confirm_makes_the_person_active_with_a_full_ledger(live)
     assert live.site.config.sender_address in message["From"]
     assert "confirm" in message["Subject"].lower()
 
-    confirmed = live.get(live.confirm_link("jane.doe@example.com"))
+    button_page = live.get(live.confirm_link("jane.doe@example.com"))
+    assert button_page.status == 200 and "Yes, subscribe me" in button_page.body
+    assert live.store.get("jane.doe@example.com").status == "pending"  # opening the link alone changes nothing
+
+    confirmed = live.press_confirm(live.confirm_link("jane.doe@example.com"))
 
     assert confirmed.status == 200 and "You are subscribed" in confirmed.body
     assert live.store.get("jane.doe@example.com").status == "active"
@@ -173,7 +183,7 @@ def test_subscribe_then_confirm_makes_the_person_active_with_a_full_ledger(live)
     assert (subscribed.ip, subscribed.user_agent) == ("127.0.0.1", "pytest-client/1.0")
     assert confirm_event.event == "confirmed"
 
-    again = live.get(live.confirm_link("jane.doe@example.com"))  # idempotent
+    again = live.press_confirm(live.confirm_link("jane.doe@example.com"))  # idempotent
     assert again.status == 200 and len(live.store.ledger(person.id)) == 2
 
 
@@ -224,7 +234,7 @@ def test_resubscribing_reveals_nothing_about_the_address(live):
     # Someone who had left gets a fresh confirmation; only confirming makes them active again.
     assert live.store.get("left@example.com").status == "pending"
     assert live.store.find("forgotten@example.com") is None  # nothing stored, no mail: only the hash is kept
-    live.get(live.confirm_link("left@example.com"))
+    live.press_confirm(live.confirm_link("left@example.com"))
     assert live.store.get("left@example.com").status == "active"
 
 
@@ -302,6 +312,9 @@ def test_forged_tampered_and_expired_tokens_get_400_and_change_nothing(live):
         ("GET", f"/confirm/{expired}"),
         ("GET", f"/confirm/{other_key}"),
         ("GET", unsubscribe_token_as_confirm),
+        ("POST", f"/confirm/{expired}"),
+        ("POST", f"/confirm/{other_key}"),
+        ("POST", unsubscribe_token_as_confirm),
         ("GET", tampered),
         ("POST", tampered),
         ("POST", "/unsubscribe/" + make_confirm_token(KEY, active.public_id)),  # right key, wrong purpose
