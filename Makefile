@@ -36,13 +36,16 @@ system-deps:
 # The example site has no .env: its signed links use this key unless SECRET_KEY is set.
 demo: export SECRET_KEY ?= demo-only-key-for-the-example-site-never-use-for-real
 demo: install
-	@rm -f $(SITE)/newsletter.db
-	@rm -rf $(SITE)/outbox $(SITE)/build
+	@rm -rf $(SITE)/newsletter.db $(SITE)/newsletter.db-* $(SITE)/outbox $(SITE)/build $(SITE)/reports
 	$(NL) --site $(SITE) build $(ISSUE)
-	@if $(NL) --help | grep -q '^  recipients'; then \
-	  $(NL) --site $(SITE) recipients import subscribers.csv; fi
-	@if $(NL) --help | grep -q '^  send '; then \
-	  $(NL) --site $(SITE) send $(ISSUE) --yes; fi
+	$(NL) --site $(SITE) recipients import subscribers.csv
+	$(NL) --site $(SITE) send $(ISSUE) --yes
+	@echo
+	@echo "Built issue:   $(SITE)/build/2026-11/ (email.html, email.txt, web.html, sample.eml)"
+	@echo "Subscribers:   $(SITE)/newsletter.db (try: $(NL) --site $(SITE) recipients list)"
+	@echo "Sent messages: $(SITE)/outbox/new/ (a maildir: no SMTP_HOST is set)"
+	@echo "Send report:   $(SITE)/reports/ (and: $(NL) --site $(SITE) sends)"
+	@echo "Preview:       $(NL) --site $(SITE) preview $(ISSUE)"
 
 test: install-test system-deps
 	$(PY) -m pytest
@@ -52,4 +55,4 @@ bench: install
 	$(PY) bench/send.py
 
 clean:
-	rm -rf $(VENV) $(SITE)/build $(SITE)/outbox $(SITE)/newsletter.db
+	rm -rf $(VENV) $(SITE)/build $(SITE)/outbox $(SITE)/reports $(SITE)/newsletter.db $(SITE)/newsletter.db-*
