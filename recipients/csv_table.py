@@ -18,6 +18,9 @@ What spreadsheets really write, and what this module does with it:
 
 Line numbers are physical lines, as a text editor counts them (CR, LF or CRLF
 each end one), and a record's number is the line where it starts.
+
+The file is read whole before decoding: an encoding error can then name its line
+and byte, and a 100,000-person list is only a few megabytes.
 """
 
 from __future__ import annotations
