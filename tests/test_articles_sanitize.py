@@ -85,12 +85,14 @@ def test_in_page_anchors_and_empty_spacers_are_dropped():
 def test_lazy_loaded_images_get_their_real_source():
     clean = sanitize_html(
         '<img src="data:image/gif;base64,R0lGOD" data-lazy-src="/uploads/real.jpg" alt="Real">'
-        '<img srcset="/uploads/small.jpg 300w, /uploads/big.jpg 1024w" alt="Set">',
+        '<img srcset="/uploads/small.jpg 300w, /uploads/big.jpg 1024w, /uploads/huge.jpg 2400w" alt="Set">',
         base_url=BASE,
     )
+    # From a srcset, the widest rendition up to 1200 px: sharp in a 600 px column on a phone's
+    # high-density screen, without sending a 2400 px original.
     assert [img.get("src") for img in _elements(clean)] == [
         "https://www.example.com/uploads/real.jpg",
-        "https://www.example.com/uploads/small.jpg",
+        "https://www.example.com/uploads/big.jpg",
     ]
 
 

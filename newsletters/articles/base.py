@@ -125,16 +125,34 @@ def html_to_text(fragment: str) -> str:
 
 
 def first_paragraph_text(body_html: str) -> str:
-    """The first real paragraph: what a reader sees first, so the natural excerpt."""
+    """The opening of the article, before its first heading: what a reader sees first, so the natural excerpt.
+
+    A byline or a caption (a paragraph all in italics) is not the opening; short opening
+    paragraphs are joined until there is a sentence or two to show."""
     if not body_html.strip():
         return ""
     root = lxml.html.fragment_fromstring(body_html, create_parent="div")
+    opening: list[str] = []
+    for block in root:
+        if not isinstance(block.tag, str):
+            continue
+        if block.tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            break
+        if block.tag != "p":
+            continue
+        text = " ".join(block.text_content().split())
+        caption = len(block) == 1 and block[0].tag in ("em", "i") and not (block.text or "").strip() \
+            and not (block[0].tail or "").strip()
+        if not text or caption or parse_byline(text):
+            continue
+        opening.append(text)
+        if sum(len(part) for part in opening) >= 60:
+            return " ".join(opening)
     paragraphs = [" ".join(p.text_content().split()) for p in root.iter("p")]
-    # A short first line is usually a byline or a caption, not the opening of the article.
     for text in paragraphs:
         if len(text) >= 60:
             return text
-    return next((text for text in paragraphs if text), " ".join(root.text_content().split()))
+    return " ".join(opening) or next((text for text in paragraphs if text), " ".join(root.text_content().split()))
 
 
 def body_images(body_html: str) -> list[tuple[str, str]]:
@@ -248,6 +266,45 @@ def iso_datetime(value) -> str:
     return human_date(text)
 
 
+_NUMERIC_DATE = re.compile(
+    r"^(?P<first>\d{1,2})[/.](?P<second>\d{1,2})[/.](?P<year>\d{4})"
+    r"(?:[ T,]+(?:at\s+)?(?P<hour>\d{1,2})[:.](?P<minute>\d{2})\s*(?P<ampm>[ap]\.?m\.?)?)?$",
+    re.I,
+)
+
+
+def numeric_date(text: str) -> str:
+    """'14/02/2025' or '05.06.2025 14:30' -> ISO. Day first, as UK sites write it; month first only
+    when the day cannot be first (02/14/2025)."""
+    match = _NUMERIC_DATE.match(" ".join(text.split()))
+    if not match:
+        return ""
+    first, second = int(match["first"]), int(match["second"])
+    day, month = (second, first) if second > 12 >= first else (first, second)
+    try:
+        date = dt.date(int(match["year"]), month, day)
+    except ValueError:
+        return ""
+    return _with_clock(date, match)
+
+
+def _with_clock(day: dt.date, match: re.Match) -> str:
+    if match["hour"] is None:
+        return day.isoformat()
+    hour, minute = int(match["hour"]), int(match["minute"])
+    ampm = (match["ampm"] or "").replace(".", "").lower()
+    if ampm and not 1 <= hour <= 12:
+        return day.isoformat()  # "15:00 pm" is a typo we cannot resolve: keep the day
+    if ampm == "pm" and hour < 12:
+        hour += 12
+    elif ampm == "am" and hour == 12:
+        hour = 0  # 12:30 am is half past midnight
+    try:
+        return dt.datetime.combine(day, dt.time(hour, minute)).isoformat(timespec="minutes")
+    except ValueError:
+        return day.isoformat()
+
+
 def human_date(text: str) -> str:
     """'Friday 18th May 2018 at 3:57 pm' -> '2018-05-18T15:57'; '' when it is not a date."""
     text = " ".join(text.split()).strip(" .,")
@@ -262,19 +319,8 @@ def human_date(text: str) -> str:
             day = dt.date(int(match["year"]), month, int(match["day"]))
         except ValueError:
             return ""
-        if match["hour"] is None:
-            return day.isoformat()
-        hour, minute = int(match["hour"]), int(match["minute"])
-        ampm = (match["ampm"] or "").replace(".", "").lower()
-        if ampm == "pm" and hour < 12:
-            hour += 12
-        elif ampm == "am" and hour == 12:
-            hour = 0
-        try:
-            return dt.datetime.combine(day, dt.time(hour, minute)).isoformat(timespec="minutes")
-        except ValueError:
-            return day.isoformat()
-    return ""
+        return _with_clock(day, match)
+    return numeric_date(text)
 
 
 def parse_byline(line: str) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ that string, put into an issue's ``[[articles]] source``, selects the entry agai
 from __future__ import annotations
 
 import datetime as dt
+import html
 import io
 import re
 
@@ -18,7 +19,9 @@ from ..errors import ArticleError
 from .base import BaseReader, absolute_url, html_to_text, iso_datetime
 from .model import Article
 from .sanitize import sanitize_html
+from .text_export import plain_text_to_html
 
+_MARKUP = re.compile(r"<[a-z!/][^>]*>", re.I)
 HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 APPEARED_FIRST = re.compile(r"\s*The post .{1,300}? appeared first on .{1,200}?\.?\s*$")
 # Yoast and other plugins end every feed item with this paragraph; it is not part of the article.
@@ -34,7 +37,10 @@ class FeedReader(BaseReader):
     def read(self, text: str, *, source: str, base_url: str, entry: str = "") -> list[Article]:
         """Every entry, or with ``entry`` (a link or id) only the entry it names."""
         headers = {"content-location": source} if source.startswith(("http://", "https://")) else {}
-        parsed = feedparser.parse(io.BytesIO(text.encode("utf-8")), response_headers=headers)
+        parsed = feedparser.parse(
+            # Our own sanitizer (nh3) runs on every body; feedparser's would strip video players and srcset first.
+            io.BytesIO(text.encode("utf-8")), response_headers=headers, sanitize_html=False,
+        )
         if not parsed.entries:
             if parsed.get("bozo") and not parsed.get("version"):
                 reason = parsed.get("bozo_exception")
@@ -67,6 +73,8 @@ class FeedReader(BaseReader):
         content = _best_content(entry)
         summary_html = entry.get("summary", "") if content else ""
         body = APPEARED_FIRST_HTML.sub("", content or entry.get("summary", ""))
+        if body.strip() and not _MARKUP.search(body):
+            body = plain_text_to_html(html.unescape(body))  # RSS 0.91 and many plugins send bare text
         image, image_alt = _media_image(entry)
         return Article(
             title=title,

@@ -164,6 +164,9 @@ def _extract(text: str, *, prune: bool):
         with_metadata=True,
         deduplicate=False,
         prune_xpath=JUNK_XPATHS if prune else None,
+        # The publication date as the page states it; the extensive search would turn a
+        # "© 2025" footer into 1 January 2025, a date the post never had.
+        date_extraction_params={"extensive_search": False, "original_date": True},
     )
 
 

@@ -1,4 +1,5 @@
-"""Markdown posts with YAML front matter, as Jekyll, Hugo, Eleventy and Pelican sites keep them.
+"""Markdown posts with YAML (or Hugo's TOML, between +++ lines) front matter, as Jekyll, Hugo,
+Eleventy and Pelican sites keep them.
 
 ::
 
@@ -21,10 +22,15 @@ title and leaves the body.
 from __future__ import annotations
 
 import re
+import tomllib
+import xml.etree.ElementTree as etree
 
 import frontmatter
+import frontmatter.default_handlers
 import markdown
 import yaml
+from markdown.extensions import Extension
+from markdown.inlinepatterns import InlineProcessor
 
 from ..errors import ArticleError
 from .base import BaseReader, absolute_url, iso_datetime
@@ -32,6 +38,8 @@ from .model import Article
 from .sanitize import sanitize_html
 
 EXTENSIONS = ["tables", "fenced_code", "sane_lists"]
+TOML_BOUNDARY = "+++"
+BARE_URL = r"\bhttps?://[^\s<>\"]+|\bwww\.[a-z0-9-]+(?:\.[a-z0-9-]+)+[^\s<>\"]*"
 LEADING_HEADING = re.compile(r"\A\s*#\s+(?P<title>[^\n]+?)\s*#*\s*(?:\n|\Z)")
 
 
@@ -42,8 +50,15 @@ class MarkdownReader(BaseReader):
     extensions = (".md", ".markdown", ".mdown")
 
     def read(self, text: str, *, source: str, base_url: str) -> list[Article]:
+        text = text.lstrip("\ufeff")
         try:
-            post = frontmatter.loads(text)
+            post = frontmatter.loads(text, handler=TomlFrontMatter() if text.startswith(TOML_BOUNDARY) else None)
+        except tomllib.TOMLDecodeError as exc:
+            raise ArticleError(
+                f"the front matter is not valid TOML: {exc}",
+                where=source,
+                hint='write one key = "value" per line between the two +++ lines, text in double quotes',
+            ) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f" (line {mark.line + 2} of the file)" if mark is not None else ""
@@ -71,7 +86,7 @@ class MarkdownReader(BaseReader):
 
         url = _text(meta.get("url"), "url", source)
         base = url or base_url
-        body = markdown.markdown(content, extensions=EXTENSIONS, output_format="html")
+        body = markdown.markdown(content, extensions=[*EXTENSIONS, BareLinks()], output_format="html")
         published = meta.get("date", meta.get("published"))
         published_iso = iso_datetime(published)
         if published not in (None, "") and not published_iso:
@@ -93,6 +108,34 @@ class MarkdownReader(BaseReader):
         if not article.body_html:
             raise ArticleError("the post has no text below the front matter", where=source)
         return [self.finish(article)]
+
+
+class TomlFrontMatter(frontmatter.default_handlers.BaseHandler):
+    """Hugo's +++ front matter, read with the standard library (python-frontmatter wants the old toml package)."""
+
+    FM_BOUNDARY = re.compile(r"^\+{3,}\s*$", re.MULTILINE)
+    START_DELIMITER = END_DELIMITER = TOML_BOUNDARY
+
+    def load(self, fm: str, **kwargs) -> dict:
+        return tomllib.loads(fm)
+
+
+class _BareLinkPattern(InlineProcessor):
+    """A web address typed as text is a link on GitHub, and a reader expects to tap it in an e-mail too."""
+
+    ANCESTOR_EXCLUDES = ("a",)
+
+    def handleMatch(self, match, data):
+        url = match.group(0).rstrip(".,;:!?)'\u2019")
+        link = etree.Element("a")
+        link.set("href", url if url.lower().startswith("http") else f"https://{url}")
+        link.text = url
+        return link, match.start(0), match.start(0) + len(url)
+
+
+class BareLinks(Extension):
+    def extendMarkdown(self, md):
+        md.inlinePatterns.register(_BareLinkPattern(BARE_URL, md), "bare_links", 5)
 
 
 def _text(value, key: str, source: str) -> str:

@@ -39,21 +39,29 @@ INLINE_TAGS = {
 BLOCK_IN_CELL = {"p", "ul", "ol", "div", "blockquote", "dl", "pre", "figure"}
 _LAYOUT_SIGNS = ".//table | .//h1 | .//h2 | .//h3 | .//h4 | .//h5 | .//h6 | .//form | .//article | .//main | .//nav"
 
+_NOT_THE_POST = re.compile(r"comment|respond|reply|sidebar|widget|footer|related|nav|menu", re.I)
 _URL_IGNORED = re.compile(r"[\t\n\r]")
 _YOUTUBE_ID = re.compile(r"^/(?:embed|v|shorts)/([\w-]{6,})")
 _VIMEO_ID = re.compile(r"^/(?:video/)?(\d{5,})")
 
 
+def repair_fragment(root) -> None:
+    """What every article body needs, whatever its format: swallowed content back in place, real image
+    addresses, video players as links, addresses read the way a browser reads them."""
+    _unwrap_void_containers(root)
+    _videos_to_links(root)
+    _restore_images(root)
+    _text_divs_to_paragraphs(root)
+    _normalize_addresses(root)
+
+
 def repair_page(page) -> None:
     """Rewrite, in place, the parts of a parsed page the extractor would misread or drop."""
-    _unwrap_void_containers(page)
-    _videos_to_links(page)
-    _restore_images(page)
+    repair_fragment(page)
     _captions_to_paragraphs(page)
     _unwrap_layout_tables(page)
-    _text_divs_to_paragraphs(page)
+    _text_divs_to_paragraphs(page)  # again: table cells are <div>s now
     _mark_main_content(page)
-    _normalize_addresses(page)
 
 
 def _unwrap_void_containers(page) -> None:
@@ -88,7 +96,7 @@ def video_link(src: str) -> tuple[str, str]:
 
 def _videos_to_links(page) -> None:
     """A mail client plays no embedded video; a link to it still takes the reader there."""
-    for element in list(page.xpath("//iframe[@src or @data-src] | //embed[@src] | //object[@data] | //video")):
+    for element in list(page.xpath(".//iframe[@src or @data-src] | .//embed[@src] | .//object[@data] | .//video")):
         if element.getparent() is None:
             continue
         if element.tag == "video":
@@ -238,6 +246,8 @@ def _unwrap_layout_tables(page) -> None:
 def _text_divs_to_paragraphs(page) -> None:
     """<div>Some sentence with <em>words</em></div> is a paragraph: say so, or the extractor may drop its text."""
     for div in list(page.iter("div")):
+        if div.getparent() is None:
+            continue  # the wrapper a fragment is parsed into
         inline_only = all(not isinstance(child.tag, str) or child.tag in INLINE_TAGS for child in div.iterdescendants())
         if inline_only and any(ch.isalnum() for ch in div.text_content()):  # not a lone icon or emoji
             div.tag = "p"
@@ -249,8 +259,14 @@ def _mark_main_content(page) -> None:
     paragraphs is the article: say so."""
     if page.xpath("//article | //main | //*[@role='main']"):
         return
+    title = next(page.iter("h1"), None)
     best, best_count = None, 0
     for element in page.iter("div", "section", "td"):
+        if _NOT_THE_POST.search(" ".join((element.get("class") or "", element.get("id") or ""))):
+            continue  # a long comment thread is not the article
+        parent = element.getparent()
+        if title is not None and title not in element.iter("h1") and (parent is None or title not in parent.iter("h1")):
+            continue  # the post's paragraphs sit with, or next to, its title
         count = sum(1 for child in element if child.tag == "p" and len(child.text_content().strip()) >= 40)
         if count > best_count:
             best, best_count = element, count
@@ -262,7 +278,7 @@ def _normalize_addresses(page) -> None:
     """Addresses as a browser reads them: tabs and line breaks inside ignored (so "java\tscript:" is seen,
     and dropped later, as javascript:), and "//host/path", which means "same scheme as this page",
     made https, the safe reading for an e-mail that has no scheme of its own."""
-    for element in page.xpath("//*[@href or @src]"):
+    for element in page.xpath(".//*[@href or @src]"):
         for name in ("href", "src"):
             value = element.get(name)
             if value is None:

@@ -20,6 +20,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 import lxml.html
 import nh3
 
+from .page_repair import repair_fragment
+
 ALLOWED_TAGS = {
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6",
     "ul", "ol", "li", "dl", "dt", "dd",
@@ -44,7 +46,6 @@ DROP_WITH_CONTENT = {
 URL_SCHEMES = {"http", "https", "mailto", "tel"}
 URL_ATTRIBUTES = {"href", "src"}
 NUMERIC_ATTRIBUTES = {"width", "height", "colspan", "rowspan", "start"}
-LAZY_SRC_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-image", "data-orig-file")
 
 _URL_IGNORED = re.compile(r"[\t\n\r]")
 _URL_STRIPPED = "".join(chr(c) for c in range(0x21)) + "\u00a0"
@@ -55,7 +56,7 @@ def sanitize_html(html: str, *, base_url: str) -> str:
     """The safe, self-contained version of an article body, ready for a mail template."""
     if not html or not html.strip():
         return ""
-    prepared = _restore_lazy_images(html)
+    prepared = _repair(html)
     cleaned = nh3.clean(
         prepared,
         tags=ALLOWED_TAGS,
@@ -115,27 +116,14 @@ def _serialize(root) -> str:
     return text[len("<div>") : -len("</div>")].strip()
 
 
-def _restore_lazy_images(html: str) -> str:
-    """Lazy-loading themes put a placeholder in src and the real image in data-src or srcset."""
-    if "<img" not in html.lower():
-        return html
+def _repair(html: str) -> str:
+    """Real image addresses (lazy loaders), video players as links, content an <embed> swallowed."""
     try:
         root = _parse_fragment(html)
-    except Exception:
+    except Exception:  # lxml raises a few unrelated types on odd input; nh3 copes on its own
         return html
-    changed = False
-    for img in root.iter("img"):
-        src = (img.get("src") or "").strip()
-        if src and not src.startswith("data:"):
-            continue
-        real = next((img.get(name) for name in LAZY_SRC_ATTRIBUTES if (img.get(name) or "").strip()), None)
-        if not real:
-            srcset = img.get("data-srcset") or img.get("srcset") or ""
-            real = srcset.split(",")[0].split()[0] if srcset.strip() else None
-        if real:
-            img.set("src", real.strip())
-            changed = True
-    return _serialize(root) if changed else html
+    repair_fragment(root)
+    return _serialize(root)
 
 
 def _tidy(html: str) -> str:

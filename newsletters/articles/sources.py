@@ -147,8 +147,9 @@ def sniff(text: str) -> type[BaseReader] | None:
         head_no_decl.startswith("<") and re.search(r"<(?:head|body)[\s>]", head_no_decl[:2048])
     ):
         return HTMLPageReader
-    if re.match(r"---[ \t]*\r?\n", head) and re.search(r"\n---[ \t]*(?:\r?\n|$)", head[3:]):
-        return MarkdownReader
+    for fence in ("---", r"\+\+\+"):
+        if re.match(fence + r"[ \t]*\r?\n", head) and re.search(r"\n" + fence + r"[ \t]*(?:\r?\n|$)", head[3:]):
+            return MarkdownReader
     return None
 
 

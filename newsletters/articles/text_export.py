@@ -30,7 +30,7 @@ from .model import Article
 from .sanitize import sanitize_html
 
 TITLE_SEPARATORS = (" — ", " – ", " | ", " - ")
-BULLET = re.compile(r"^\s*[•◦▪‣●∙·]\s*|^\s+[-*]\s+")
+BULLET = re.compile(r"^\s*[•◦▪‣●∙·]\s*|^\s*[-*]\s+(?=\S)")
 NUMBERED = re.compile(r"^\s*(\d{1,2})[.)]\s+")
 PAGE_FURNITURE = re.compile(r"^(?:jump|back|return|go|scroll)\s+(?:back\s+)?to\s+(?:the\s+)?top\W*$", re.I)
 TAGS_LINE = re.compile(r"^(?:tags|tagged|categories|category|filed under)\s*:\s*(?P<tags>.+)$", re.I)
@@ -174,6 +174,16 @@ def _body(blocks: list[tuple[str, str]]) -> str:
             parts.append(f"<p>{_inline(line)}</p>")
         i += 1
     return "\n".join(parts)
+
+
+def plain_text_to_html(text: str) -> str:
+    """Text with no markup (an RSS description, say) as paragraphs, addresses and numbers linked
+    the way a text export's are. Blank lines separate paragraphs; line breaks inside one are kept."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip()]
+    return "".join(
+        "<p>" + "<br>".join(_inline(" ".join(line.split())) for line in p.splitlines() if line.strip()) + "</p>"
+        for p in paragraphs
+    )
 
 
 def _inline(text: str) -> str:
