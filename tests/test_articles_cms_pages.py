@@ -202,3 +202,13 @@ def test_blog_listing_page_is_refused_with_a_post_to_use_instead():
     result = CliRunner().invoke(cli, ["article", "show", str(ARTICLES / "squarespace_blog_listing_page_not_a_single_post.html")])
     assert result.exit_code == 1
     assert result.output.startswith("error: ") and "lists 3 posts" in result.output
+
+
+def test_posted_by_line_above_the_body_gives_author_and_time_when_the_page_has_no_metadata():
+    article = _read("theme_post_with_posted_by_line_above_the_body_and_no_metadata.html")
+    assert article.title == "Menopause and your skin"  # "– Juniper Women's Health" gone, from the <h1>
+    assert article.author == "Dr Helen Okoro"
+    assert article.published == "2025-01-06T12:15"  # "at 12:15 pm", the category after "·" ignored
+    text = _text(article.body_html)
+    assert text.startswith("Falling oestrogen changes your skin")
+    _assert_absent(text, "Posted by", "Menopause ·", "Services")
