@@ -10,7 +10,7 @@ import lxml.html
 import pytest
 from click.testing import CliRunner
 
-from newsletters.articles import ArticleError, read_one
+from newsletters.articles import ArticleError, HTMLPageReader, read_one
 from newsletters.cli import cli
 from tests.conftest import FIXTURES
 
@@ -212,3 +212,46 @@ def test_posted_by_line_above_the_body_gives_author_and_time_when_the_page_has_n
     text = _text(article.body_html)
     assert text.startswith("Falling oestrogen changes your skin")
     _assert_absent(text, "Posted by", "Menopause ·", "Services")
+
+
+def test_json_ld_with_html_entities_from_an_seo_plugin_reads_as_text():
+    page = (
+        '<html><head><title>SPF</title><script type="application/ld+json">{"@type": "BlogPosting",'
+        ' "headline": "Don&#8217;t skip SPF &amp; moisturiser", "author": {"@type": "Person", "name": "Zo&euml; Hart"},'
+        ' "datePublished": "2025-05-01"}</script></head><body><article><h1>SPF</h1>'
+        + "<p>Sunscreen matters every single day of the year, even when it is grey and cloudy outside.</p>" * 3
+        + "</article></body></html>"
+    )
+    [article] = HTMLPageReader().read(page, source="spf.html", base_url="")
+    assert article.title == "Don’t skip SPF & moisturiser"
+    assert article.author == "Zoë Hart"
+
+
+RELATED_BOX = "".join(
+    f'<div class="card"><h3><a href="/blog/{slug}/">{title}</a></h3><p>{title}: what to expect, how long it takes '
+    "and what it costs at our clinic, in plain words.</p></div>"
+    for slug, title in (("peels", "Chemical peels"), ("laser", "Laser hair removal"), ("fillers", "Dermal fillers"))
+)
+
+
+def test_post_calling_itself_a_website_with_a_related_posts_box_is_still_a_post():
+    page = (
+        '<html><head><title>Rosacea in spring</title><meta property="og:type" content="website"></head><body>'
+        "<div class='main'><h1>Rosacea in spring</h1>"
+        + "<p>Warmer days, pollen and spring sunshine can all set off a rosacea flare, so now is a good time to plan.</p>" * 3
+        + f"</div><div class='more'><h2>More from the blog</h2>{RELATED_BOX}</div></body></html>"
+    )
+    [article] = HTMLPageReader().read(page, source="rosacea.html", base_url="")
+    assert article.title == "Rosacea in spring"
+    assert "Chemical peels" not in _text(article.body_html)
+
+
+def test_category_archive_with_its_own_heading_is_a_listing():
+    page = (
+        '<html><head><title>News archive</title></head><body><h1>Category: News</h1>'
+        f"{RELATED_BOX}<p>Page 1 of 4</p></body></html>"
+    )
+    with pytest.raises(ArticleError) as caught:
+        HTMLPageReader().read(page, source="https://www.example.com/category/news/", base_url="")
+    assert "lists 3 posts" in caught.value.message
+    assert "https://www.example.com/blog/peels/" in caught.value.hint

@@ -57,6 +57,7 @@ JUNK_XPATHS = [
 ]
 _RENAMES = {"item": "li", "lb": "br", "graphic": "img", "quote": "blockquote", "code": "pre", "row": "tr", "del": "s"}
 _HIGHLIGHTS = {"#b": "strong", "#i": "em", "#u": "u", "#t": "code", "#sub": "sub", "#sup": "sup", "#del": "s"}
+_LINK_HEADINGS = etree.XPath(".//*[self::h1 or self::h2 or self::h3][count(.//a[@href]) = 1]")
 COPYRIGHT = re.compile(r"^(?:©|\(c\)|copyright\b)", re.I)
 _AMP_IMG = re.compile(r"<amp-img\b", re.I)
 _AMP_IMG_CLOSE = re.compile(r"</amp-img\s*>", re.I)
@@ -131,22 +132,33 @@ def _base_href(page, url: str) -> str:
 def _listed_posts(page, meta: PageMetadata) -> list[str]:
     """The addresses of the posts a blog's home, archive or tag page lists; [] for a post's own page.
 
-    A listing names each post in a heading that is a link to it; a post's page has
-    its own, unlinked title (and usually says it is an article)."""
+    A listing is a run of units, each a heading that links to a post with its excerpt;
+    a post has paragraphs of its own outside any such unit (related-post boxes are units too)."""
     if meta.article or meta.first("og:type").lower() == "article":
         return []
-    says_website = meta.first("og:type").lower() == "website"
     links: list[str] = []
+    units = set()
     for heading in page.xpath("//h1 | //h2 | //h3"):
         anchors = heading.xpath(".//a[@href]")
         text = " ".join(heading.text_content().split())
-        if len(anchors) == 1 and text and _same_text(anchors[0].text_content(), text):
-            href = anchors[0].get("href").strip()
-            if href not in links and not href.startswith("#"):
-                links.append(href)
-        elif heading.tag == "h1" and text and not says_website:
-            return []
-    return links if len(links) >= 2 else []
+        if len(anchors) != 1 or not text or not _same_text(anchors[0].text_content(), text):
+            continue
+        href = anchors[0].get("href").strip()
+        if href.startswith("#"):
+            continue
+        if href not in links:
+            links.append(href)
+        unit = heading
+        while (parent := unit.getparent()) is not None and parent.tag != "body" and len(_LINK_HEADINGS(parent)) == 1:
+            unit = parent
+        units.add(unit)
+    if len(links) < 2:
+        return []
+    own_paragraphs = [
+        p for p in page.iter("p")
+        if len(p.text_content().strip()) >= 80 and not any(a in units for a in p.iterancestors())
+    ]
+    return links if len(own_paragraphs) < 2 else []
 
 
 def _extract(text: str, *, prune: bool):

@@ -9,6 +9,7 @@ off the end of a title.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -206,7 +207,8 @@ def _types(obj: dict) -> set[str]:
 
 
 def _ld_text(value) -> str:
-    return " ".join(value.split()) if isinstance(value, str) else ""
+    # SEO plugins copy WordPress's texturized title into JSON-LD: "Don&#8217;t panic" is "Don’t panic".
+    return " ".join(html.unescape(value).split()) if isinstance(value, str) else ""
 
 
 def _ld_name(value, objects: list[dict]) -> str:
@@ -214,10 +216,10 @@ def _ld_name(value, objects: list[dict]) -> str:
         names = [_ld_name(item, objects) for item in value]
         return ", ".join(name for name in names if name)
     if isinstance(value, str):
-        return "" if is_url(value) else value.strip()
+        return "" if is_url(value) else _ld_text(value)
     if isinstance(value, dict):
         if isinstance(value.get("name"), str):
-            return value["name"].strip()
+            return _ld_text(value["name"])
         ref = value.get("@id")
         target = next((obj for obj in objects if obj.get("@id") == ref and obj is not value), None)
         return _ld_name(target, []) if target else ""
