@@ -255,3 +255,23 @@ def test_category_archive_with_its_own_heading_is_a_listing():
         HTMLPageReader().read(page, source="https://www.example.com/category/news/", base_url="")
     assert "lists 3 posts" in caught.value.message
     assert "https://www.example.com/blog/peels/" in caught.value.hint
+
+
+def test_images_known_only_by_srcset_data_srcset_or_picture_get_a_real_address():
+    opening = "<p>Autumn is the best time to start a course of peels, because the sun is lower and weaker now.</p>"
+    page = (
+        "<html><head><title>Peels</title></head><body><article><h1>Peels</h1>" + opening
+        + '<h2>Before</h2><img srcset="/i/peel-400.jpg 400w, /i/peel-1000.jpg 1000w, /i/peel-2000.jpg 2000w" alt="A">'
+        + '<p>Your skin is cleansed and a gentle acid solution is brushed on for a few minutes at a time.</p>'
+        + '<img data-srcset="/i/b-600.jpg 600w, /i/b-1200.jpg 1200w" src="/img/lazy-placeholder.gif" alt="B">'
+        + '<p>Then it is neutralised, and we finish with a soothing balm and a broad-spectrum sunscreen.</p>'
+        + '<picture><source srcset="/i/c.webp" type="image/webp"><img data-src="/i/c.jpg" alt="C"></picture>'
+        + "<p>Most people go back to work the same afternoon with nothing more than a little pinkness.</p>"
+        + "</article></body></html>"
+    )
+    [article] = HTMLPageReader().read(page, source="peels.html", base_url="https://www.example.com/blog/peels/")
+    assert _root(article.body_html).xpath("//img/@src") == [
+        "https://www.example.com/i/peel-1000.jpg",  # the widest rendition up to 1200 px, not the 400 px one
+        "https://www.example.com/i/b-1200.jpg",  # not the placeholder GIF
+        "https://www.example.com/i/c.jpg",  # the lazy <img> inside <picture>
+    ]
