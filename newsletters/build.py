@@ -41,18 +41,24 @@ class BuildResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def resolve_issue_path(site: Site, issue_path: str | os.PathLike) -> Path:
-    """A relative path means the current folder first (as a shell user expects), then the site folder."""
+def resolve_issue_path(site: Site | str | os.PathLike, issue_path: str | os.PathLike) -> Path:
+    """A relative path means the current folder first (as a shell user expects), then the site folder.
+
+    ``site`` may be a site folder instead of a loaded Site: the preview resolves
+    the issue before newsletter.toml is known to load, so it can show a broken
+    config in the page.
+    """
+    root = site.root if isinstance(site, Site) else Path(site)
     path = Path(issue_path)
-    if path.is_absolute():
-        return path
-    for candidate in (Path.cwd() / path, site.root / path):
+    candidates = [path] if path.is_absolute() else [Path.cwd() / path, root / path]
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
+    looked = "check the path" if path.is_absolute() else f"looked in {Path.cwd()} and in the site folder {root}"
     raise IssueFileError(
         "no such issue file",
         where=str(path),
-        hint=f"looked in {Path.cwd()} and in the site folder {site.root}; issues usually live in issues/",
+        hint=f"{looked}; issues usually live in issues/, e.g. issues/2026-11.toml",
     )
 
 

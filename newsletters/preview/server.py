@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 
 import jinja2
 
+from ..build import resolve_issue_path
 from ..config import CONFIG_NAME, Site
-from ..errors import ConfigError, IssueFileError, NewsletterError
+from ..errors import ConfigError, NewsletterError
 from .snapshot import PreviewBuilder, Snapshot
 from .watch import fingerprint, watched_paths
 
@@ -244,23 +245,6 @@ def _address_family(host: str):
     return socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
-def resolve_issue_path(site_root: Path, issue_path: str | os.PathLike) -> Path:
-    """An issue path as typed: relative to the current folder, or else to the site folder."""
-    path = Path(issue_path)
-    if path.is_absolute():
-        candidates = [path]
-    else:
-        candidates = [Path.cwd() / path, site_root / path]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate.resolve()
-    raise IssueFileError(
-        "no such issue file",
-        where=str(issue_path),
-        hint=f"give the path of a .toml file, e.g. issues/2026-11.toml inside {site_root}",
-    )
-
-
 def serve_preview(
     site: Site | str | os.PathLike,
     issue_path: str | os.PathLike,
@@ -284,5 +268,5 @@ def serve_preview(
         site_root = Path(site).resolve()
         if not (site_root / CONFIG_NAME).is_file():
             Site.load(site_root)  # raises the usual "no newsletter.toml here" error
-    issue = resolve_issue_path(site_root, issue_path)
+    issue = resolve_issue_path(site_root, issue_path).resolve()
     return PreviewServer(site_root, issue, host, port, poll_interval=poll_interval, checks=checks)
