@@ -10,8 +10,6 @@ skipped, unknown, queued) with the server's last reply: nobody goes missing.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -141,17 +139,11 @@ def report_path(reports_dir: Path, run: Run) -> Path:
 
 def write_report(reports_dir: Path, report: SendReport) -> Path:
     """Write the report atomically (a reader never sees half a file); one file per run, rewritten each session."""
+    from ..build import write_atomically  # not at import time: `newsletter sends` never writes and needs no renderer
+
     path = report_path(reports_dir, report.run)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(report.to_json(), handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+    write_atomically({path: text.encode("utf-8")})
     return path
 
 
