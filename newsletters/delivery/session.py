@@ -133,7 +133,7 @@ class SendPlan:
         handle_signals: bool = True,
         transport_factory: Callable[[], object] | None = None,
     ) -> SendReport:
-        from recipients.tokens import unsubscribe_url
+        from recipients.tokens import unsubscribe_url_maker
 
         from ..personalize import MessageFactory
 
@@ -149,13 +149,14 @@ class SendPlan:
         factory = MessageFactory(site, self.build.rendered, issue_slug=issue.slug)
         signer = DKIMSigner.from_site(site)
         domain = site.config.sender_domain
+        unsubscribe_url = unsubscribe_url_maker(site)
 
         def compose(recipient) -> bytes:
             message = factory.build(
                 to_email=recipient.email,
                 to_name=_full_name(recipient),
                 first_name=recipient.first_name,
-                unsubscribe_url=unsubscribe_url(site, recipient.public_id),
+                unsubscribe_url=unsubscribe_url(recipient.public_id),
                 message_id=message_id(run, recipient.id, domain),
             )
             return signer.sign(message) if signer else message
