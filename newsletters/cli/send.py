@@ -206,25 +206,7 @@ def sends(ctx: Context, as_json: bool) -> None:
     with open_store(site) as store:
         runs = list_runs(Ledger(store.engine), site.reports_dir)
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "run": r.run.id,
-                        "issue": r.run.issue_slug,
-                        "subject": r.run.subject,
-                        "status": r.run.status,
-                        "created_at": r.run.created_at.isoformat(),
-                        "updated_at": r.run.updated_at.isoformat(),
-                        **r.summary,
-                        "queued": r.queued,
-                        "report": str(r.report),
-                    }
-                    for r in runs
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps([r.to_json() for r in runs], indent=2))
         return
     console = _console()
     if not runs:

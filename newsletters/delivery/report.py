@@ -154,6 +154,20 @@ class RunSummary:
     queued: int
     report: Path
 
+    def to_json(self) -> dict:
+        """One row of ``newsletter sends --json``: flat, so scripts need no nested lookups."""
+        return {
+            "run": self.run.id,
+            "issue": self.run.issue_slug,
+            "subject": self.run.subject,
+            "status": self.run.status,
+            "created_at": self.run.created_at.isoformat(),
+            "updated_at": self.run.updated_at.isoformat(),
+            **self.summary,
+            "queued": self.queued,
+            "report": str(self.report),
+        }
+
 
 def list_runs(ledger: Ledger, reports_dir: Path) -> list[RunSummary]:
     """Every send run, oldest first, with its totals (for ``newsletter sends``)."""
