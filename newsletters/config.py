@@ -119,7 +119,11 @@ def parse_config(data: dict, path: Path) -> SiteConfig:
             hint='e.g. website = "https://www.example-clinic.co.uk"',
         )
     if "@" not in values["sender_address"]:
-        raise ConfigError(f"sender.address is not an e-mail address: {values['sender_address']!r}", where=str(path))
+        raise ConfigError(
+            f"sender.address is not an e-mail address: {values['sender_address']!r}",
+            where=str(path),
+            hint='e.g. address = "news@example-clinic.co.uk" under [sender]',
+        )
     values["website"] = website.rstrip("/")
     return SiteConfig(**values, raw=data)
 

@@ -74,7 +74,11 @@ def draft_issue(
         with path.open("x", encoding="utf-8") as handle:
             handle.write(text)
     except FileExistsError:
-        raise IssueFileError("an issue file with this name already exists; not overwriting it", where=str(path)) from None
+        raise IssueFileError(
+            "an issue file with this name already exists; not overwriting it",
+            where=str(path),
+            hint="edit that file, rename it, or write the draft elsewhere with --out",
+        ) from None
     return path
 
 
