@@ -143,10 +143,9 @@ def format_address(display_name: str, address: str, field: str) -> str:
 class _Part:
     """One body part, QP-encoded once, as static stretches with placeholder slots between."""
 
-    def __init__(self, content: str, *, html: bool):
+    def __init__(self, content: str):
         content = content.replace("\r\n", "\n").replace("\r", "\n")
         pieces = _TOKEN_RE.split(content)
-        self.html = html
         self.slots: list[str] = pieces[1::2]
         statics = [qp_encode(piece) for piece in pieces[0::2]]
         # Each stretch that a value follows ends in a soft break; so does each value.
@@ -194,8 +193,8 @@ class MessageFactory:
         self._trailing_headers = CRLF.join(trailing)
 
         part_head = "Content-Type: text/{}; charset=\"utf-8\"" + CRLF + "Content-Transfer-Encoding: quoted-printable" + CRLF + CRLF
-        self._text = _Part(rendered.text, html=False)
-        self._html = _Part(rendered.html, html=True)
+        self._text = _Part(rendered.text)
+        self._html = _Part(rendered.html)
         self._open_text = CRLF + f"--{boundary}" + CRLF + part_head.format("plain")
         self._open_html = CRLF + f"--{boundary}" + CRLF + part_head.format("html")
         self._close = CRLF + f"--{boundary}--" + CRLF

@@ -181,7 +181,7 @@ def render_template(env: Environment, name: str, context: dict) -> str:
         raise RenderError(
             f"template {exc.name!r} not found",
             where=name,
-            hint=f"a site template may only include templates that exist in its templates/ folder or the built-in set",
+            hint="a site template may only include templates that exist in its templates/ folder or the built-in set",
         ) from None
     except Exception as exc:
         where = _template_location(exc.__traceback__)

@@ -69,10 +69,6 @@ def make_confirm_token(key: str, public_id: str) -> str:
     return _serializer(key, CONFIRM_SALT).dumps(public_id)
 
 
-def make_unsubscribe_token(key: str, public_id: str) -> str:
-    return _serializer(key, UNSUBSCRIBE_SALT).dumps(public_id)
-
-
 def _read(key: str, salt: str, token: str, max_age: int | None, what: str) -> tuple[str, datetime]:
     try:
         value, issued = _serializer(key, salt).loads(token, max_age=max_age, return_timestamp=True)
