@@ -75,6 +75,11 @@ def message_id(run: Run, subscriber_id: int, domain: str) -> str:
     return f"<{run.issue_slug}.{run.id}.{digest}@{domain}>"
 
 
+def claimable_states(resend_unknown: bool) -> tuple[str, ...]:
+    """Ledger states a send may (re)send: --resend-unknown adds the messages of unknown fate."""
+    return SENDABLE + ((UNKNOWN,) if resend_unknown else ())
+
+
 def _full_name(recipient) -> str:
     return " ".join(part for part in (recipient.first_name, recipient.last_name) if part)
 
@@ -96,6 +101,7 @@ class SendPlan:
     checks: object | None = None  # newsletters.checks.CheckReport
     resend_unknown: bool = False
     limit: int | None = None
+    signer: DKIMSigner | None = None  # loaded while preparing, so a bad key stops the send before the question
     _lock: SendLock | None = field(default=None, repr=False)
 
     @property
@@ -108,6 +114,10 @@ class SendPlan:
     @property
     def issue(self):
         return self.build.issue
+
+    @property
+    def claimable(self) -> tuple[str, ...]:
+        return claimable_states(self.resend_unknown)
 
     @property
     def content_changed(self) -> bool:
@@ -147,7 +157,7 @@ class SendPlan:
         )
         orphans = self.ledger.start_session(run.id, transport=self.transport_description, content_digest=self.content_digest)
         factory = MessageFactory(site, self.build.rendered, issue_slug=issue.slug)
-        signer = DKIMSigner.from_site(site)
+        signer = self.signer
         domain = site.config.sender_domain
         unsubscribe_url = unsubscribe_url_maker(site)
 
@@ -173,7 +183,6 @@ class SendPlan:
         if s.per_second or s.per_hour:
             per_minute = 60 * min(s.per_second or 1e9, (s.per_hour or 1e9) / 3600)
             batch = max(10, min(1000, int(per_minute)))
-        claimable = SENDABLE + ((UNKNOWN,) if self.resend_unknown else ())
         pipe = DeliveryPipe(
             ledger=self.ledger,
             run_id=run.id,
@@ -184,7 +193,7 @@ class SendPlan:
             connections=s.connections,
             limiter=limiter,
             policy=s.retry,
-            claimable=claimable,
+            claimable=self.claimable,
             limit=self.limit,
             on_bounce=bounce,
             batch_size=batch,
@@ -265,7 +274,7 @@ def prepare_send(
         checks.raise_if_blocking(str(build.issue.path))
     outbox = smtp_settings(site) is None
     settings = DeliverySettings.from_site(site, outbox=outbox)
-    DKIMSigner.from_site(site)  # a bad key stops us here, before anything is sent
+    signer = DKIMSigner.from_site(site)  # a bad key stops us here, before anything is sent
     transport = open_transport(site)
     description = transport.description
     try:  # a wrong host, port, certificate or password shows now, before the question
@@ -279,9 +288,8 @@ def prepare_send(
         store = open_store(site)
         ledger = Ledger(store.engine)
         run = None if new_run else ledger.latest_run(build.issue.slug)
-        claimable = SENDABLE + ((UNKNOWN,) if resend_unknown else ())
         eligible = store.count_eligible()
-        to_send = ledger.count_waiting(run.id, store.eligible_query(), claimable) if run else eligible
+        to_send = ledger.count_waiting(run.id, store.eligible_query(), claimable_states(resend_unknown)) if run else eligible
         if limit is not None:
             to_send = min(to_send, limit)
         previously = ledger.count_sent(build.issue.slug) if new_run else 0
@@ -301,6 +309,7 @@ def prepare_send(
             checks=checks,
             resend_unknown=resend_unknown,
             limit=limit,
+            signer=signer,
             _lock=lock,
         )
     except BaseException:
