@@ -18,7 +18,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..config import Site
 from ..errors import NewsletterError
@@ -152,19 +151,10 @@ def read_sample_message(eml: bytes) -> tuple[str, str, list[tuple[str, str]]]:
     return html_part.get_content(), text_part.get_content(), headers
 
 
-def _load_checks() -> Callable | None:
-    try:
-        from ..checks import run_checks  # written alongside; the preview works without it
-    except ImportError:
-        return None
-    return run_checks
-
-
 def _findings(site: Site, result) -> tuple[list[FindingView] | None, str]:
     """The findings (None when the checks did not run) and a note on how they were run."""
-    run_checks = _load_checks()
-    if run_checks is None:
-        return None, "Pre-send checks are not available in this version."
+    from ..checks import run_checks  # late: the page of a broken install still shows
+
     try:
         report = run_checks(site, result, spamassassin=False)
     except NewsletterError as exc:
