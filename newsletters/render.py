@@ -69,6 +69,11 @@ class RenderedIssue:
     def html_bytes(self) -> int:
         return len(self.html.encode("utf-8"))
 
+    @property
+    def clipped_by_gmail(self) -> bool:
+        """Gmail hides the rest of a message whose HTML passes 102 KB, unsubscribe link included."""
+        return self.html_bytes > GMAIL_CLIP_BYTES
+
 
 # ---------------------------------------------------------------- templates
 

@@ -30,16 +30,15 @@ def build(ctx: Context, issue: str, out_dir: str | None, checks: bool) -> None:
     from ..build import build_issue
     from ..checks import run_checks
     from ..checks.output import print_report
-    from ..render import GMAIL_CLIP_BYTES
 
     result = build_issue(ctx.site, issue, Path(out_dir) if out_dir else None)
     for path in result.paths.values():
         click.echo(f"wrote {path}")
     for warning in result.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
-    size = result.rendered.html_bytes
-    note = "over Gmail's 102 KB clipping limit" if size > GMAIL_CLIP_BYTES else "under Gmail's 102 KB clipping limit"
-    click.echo(f"email.html is {size / 1024:.1f} KB ({note})")
+    rendered = result.rendered
+    note = "over" if rendered.clipped_by_gmail else "under"
+    click.echo(f"email.html is {rendered.html_bytes / 1024:.1f} KB ({note} Gmail's 102 KB clipping limit)")
     if checks:
         # Findings are shown, not enforced: `send` is where errors stop the issue.
         print_report(run_checks(ctx.site, result))
