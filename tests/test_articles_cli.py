@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from newsletters.articles import ARTICLE_KEYS
 from newsletters.cli import cli
-from tests.conftest import FIXTURES, SHARED_EXAMPLE
+from tests.conftest import FIXTURES, POM_EXPORT, SHARED_EXAMPLE, requires_shared_example
 
 ARTICLES = FIXTURES / "articles"
 FEEDS = FIXTURES / "feeds"
@@ -29,6 +29,7 @@ def test_json_list_for_several_sources_keeps_non_ascii_readable():
     assert "Zoë" in result.stdout and "\\u00eb" not in result.stdout  # ensure_ascii=False
 
 
+@requires_shared_example
 def test_readable_summary_without_json():
     result = _show(str(SHARED_EXAMPLE))
     assert result.exit_code == 0, result.output
@@ -49,7 +50,7 @@ def test_warnings_go_to_stderr_and_json_stays_clean():
 
 def test_bad_source_is_one_line_error_and_exit_1(tmp_path):
     missing = str(tmp_path / "nope.txt")
-    result = _show(str(SHARED_EXAMPLE), missing, "--json")
+    result = _show(str(POM_EXPORT), missing, "--json")
     assert result.exit_code == 1
     assert result.stdout == ""  # nothing half-printed for the good source
     assert result.stderr.startswith(f"error: {missing}: no such file")

@@ -10,7 +10,7 @@ import pytest
 
 from newsletters.articles import ArticleError, read_one, read_source
 from newsletters.articles import sources as sources_module
-from tests.conftest import FIXTURES, SHARED_EXAMPLE
+from tests.conftest import FIXTURES, POM_EXPORT
 
 ARTICLES = FIXTURES / "articles"
 FEEDS = FIXTURES / "feeds"
@@ -87,9 +87,9 @@ def test_feed_url_sniffed_even_when_served_as_text_html(local_site):
 def test_markdown_and_plain_text_urls_by_content_type(local_site):
     md = local_site.add("/posts/winter", (ARTICLES / "markdown_with_front_matter_table_and_non_ascii.md").read_bytes(),
                         "text/markdown; charset=utf-8")
-    txt = local_site.add("/export", SHARED_EXAMPLE.read_bytes(), "text/plain; charset=utf-8")
+    txt = local_site.add("/export", POM_EXPORT.read_bytes(), "text/plain; charset=utf-8")
     assert read_one(md).author == "Zoë Brontë"
-    assert read_one(txt).author == "Cosmetic Digital"
+    assert read_one(txt).author == "Dr Amelia Hart"
 
 
 def test_server_charset_is_honoured(local_site):

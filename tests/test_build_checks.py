@@ -7,11 +7,11 @@ import shutil
 from click.testing import CliRunner
 
 from newsletters.cli import cli
-from tests.conftest import SHARED_EXAMPLE
+from tests.conftest import POM_EXPORT
 
 
 def test_build_prints_findings_but_still_writes_the_issue(site_dir):
-    shutil.copy(SHARED_EXAMPLE, site_dir / "articles" / "medical-uses-of-botox.txt")
+    shutil.copy(POM_EXPORT, site_dir / "articles" / "medical-uses-of-botox.txt")
     (site_dir / "issues" / "botox.toml").write_text(
         'subject = "Botox news"\npreheader = "What else it treats"\ndate = 2026-12-01\nslug = "botox"\n'
         '[[articles]]\nsource = "articles/medical-uses-of-botox.txt"\nmode = "full"\n',

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from newsletters.checks import RULES
 from newsletters.cli import cli
 
-from conftest import SHARED_EXAMPLE
+from conftest import POM_EXPORT
 from test_checks_support import clean_issue, write_issue
 
 WIDE = {"COLUMNS": "220"}
@@ -18,7 +18,7 @@ WIDE = {"COLUMNS": "220"}
 
 def botox_issue(site_dir, extra: str = ""):
     (site_dir / "articles").mkdir(exist_ok=True)
-    shutil.copy(SHARED_EXAMPLE, site_dir / "articles" / "clinic-blog-article.txt")
+    shutil.copy(POM_EXPORT, site_dir / "articles" / "clinic-blog-article.txt")
     return write_issue(
         site_dir,
         "botox.toml",

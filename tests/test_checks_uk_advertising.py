@@ -16,7 +16,7 @@ from newsletters.checks import load_settings
 from newsletters.config import Site
 from newsletters.errors import ConfigError
 
-from conftest import SHARED_EXAMPLE
+from conftest import POM_EXPORT, SHARED_EXAMPLE, requires_shared_example
 from test_checks_support import WEBSITE, add_article, build_and_check, clean_issue, found, write_issue
 
 HEAD = """\
@@ -27,10 +27,12 @@ date = 2026-11-01
 UK_RULES = ("uk-pom-botulinum-toxin", "uk-pom-weight-loss", "uk-ad-time-pressure", "uk-ad-risk-free", "uk-ad-guaranteed")
 
 
-def shared_article_issue(site_dir: Path, *, mode: str = "full", head: str = HEAD, extra: str = "") -> Path:
-    """The shared real blog post, mailed as it is."""
+def shared_article_issue(
+    site_dir: Path, *, mode: str = "full", head: str = HEAD, extra: str = "", article: Path = POM_EXPORT
+) -> Path:
+    """A blog post naming Botox, mailed as it is: ours by default, or the clinic's shared export."""
     (site_dir / "articles").mkdir(exist_ok=True)
-    shutil.copy(SHARED_EXAMPLE, site_dir / "articles" / "clinic-blog-article.txt")
+    shutil.copy(article, site_dir / "articles" / "clinic-blog-article.txt")
     text = head + f'\n[[articles]]\nsource = "articles/clinic-blog-article.txt"\nmode = "{mode}"\n' + extra
     return write_issue(site_dir, f"botox-{mode}.toml", text)
 
@@ -40,8 +42,9 @@ def add_to_config(site_dir: Path, text: str) -> None:
     config.write_text(config.read_text(encoding="utf-8") + "\n" + text, encoding="utf-8")
 
 
+@requires_shared_example
 def test_shared_botox_article_is_reported_at_every_line_that_names_it(site_dir):
-    result, report = build_and_check(site_dir, shared_article_issue(site_dir))
+    result, report = build_and_check(site_dir, shared_article_issue(site_dir, article=SHARED_EXAMPLE))
     where = "article articles/clinic-blog-article.txt"
     pom = [f for f in report.findings if f.rule == "uk-pom-botulinum-toxin"]
     assert {(f.rule, f.severity, f.where, f.text) for f in pom} == {("uk-pom-botulinum-toxin", "error", where, "Botox")}
@@ -53,8 +56,9 @@ def test_shared_botox_article_is_reported_at_every_line_that_names_it(site_dir):
     assert report.blocking
 
 
+@requires_shared_example
 def test_shared_botox_article_as_an_excerpt_is_still_reported(site_dir):
-    result, report = build_and_check(site_dir, shared_article_issue(site_dir, mode="excerpt"))
+    result, report = build_and_check(site_dir, shared_article_issue(site_dir, mode="excerpt", article=SHARED_EXAMPLE))
     assert {(f.rule, f.where, f.text) for f in report.findings if f.rule.startswith("uk-")} == {
         ("uk-pom-botulinum-toxin", "article articles/clinic-blog-article.txt", "Botox")
     }
