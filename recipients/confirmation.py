@@ -23,8 +23,7 @@ def build_confirmation(site, address: str, first_name: str, link: str) -> EmailM
     greeting = f"Hello {first_name}," if first_name else "Hello,"
     text = (
         f"{greeting}\n\n"
-        f"Please confirm that you would like to receive {config.name}'s newsletter: open this link and press "
-        f"\"Yes, subscribe me\":\n\n"
+        f"Please confirm that you would like to receive {config.name}'s newsletter: open this link:\n\n"
         f"{link}\n\n"
         f"The link works for {days} days. If you did not ask for this, ignore this e-mail: "
         f"you will not be subscribed and will hear nothing more from us.\n\n"
@@ -34,11 +33,10 @@ def build_confirmation(site, address: str, first_name: str, link: str) -> EmailM
 <html lang="{escape(config.language)}"><head><meta charset="utf-8"><title>Please confirm your subscription</title></head>
 <body style="font-family: Arial, sans-serif; color: {escape(config.text_color)}; line-height: 1.5;">
 <p>{escape(greeting)}</p>
-<p>Please confirm that you would like to receive {escape(config.name)}'s newsletter: press this button, then
-the one on the page that opens.</p>
+<p>Please confirm that you would like to receive {escape(config.name)}'s newsletter: press this button.</p>
 <p><a href="{escape(link)}" style="display: inline-block; padding: 12px 20px; background: {escape(config.primary_color)};
 color: #ffffff; text-decoration: none; border-radius: 4px;">Yes, subscribe me</a></p>
-<p>Or copy this link into your browser and press the button there: {escape(link)}</p>
+<p>Or copy this link into your browser: {escape(link)}</p>
 <p>The link works for {days} days. If you did not ask for this, ignore this e-mail: you will not be subscribed
 and will hear nothing more from us.</p>
 <p>{escape(config.name)}<br>{escape(config.postal_address)}</p>

@@ -204,21 +204,18 @@ def create_app(site, *, store: Store | None = None) -> Flask:
             )
         return check_inbox
 
-    @app.get("/confirm/<token>")
-    def confirm_page(token: str):
+    # Opening the link confirms (GET, as the person expects from "click to confirm"); a HEAD
+    # request, which link checkers send, only shows that the link is valid. POST confirms too,
+    # for mail programs that submit links as forms. Confirming twice changes nothing.
+    @app.route("/confirm/<token>", methods=["GET", "POST"])
+    def confirm(token: str):
         token = clean_token(token)
         try:
-            read_confirm_token(key, token)
+            public_id, _issued = read_confirm_token(key, token)
         except TokenError as exc:
             return bad_link(exc, "confirm")
-        return render_template("confirm.html", action=f"/confirm/{token}")
-
-    @app.post("/confirm/<token>")
-    def confirm(token: str):
-        try:
-            public_id, _issued = read_confirm_token(key, clean_token(token))
-        except TokenError as exc:
-            return bad_link(exc, "confirm")
+        if request.method == "HEAD":
+            return render_template("confirm.html", action=f"/confirm/{token}")
         outcome = store.confirm(public_id, **client())
         if outcome == "invalid":
             return bad_link(TokenError("this confirmation link is no longer valid"), "confirm")

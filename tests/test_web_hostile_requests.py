@@ -49,18 +49,18 @@ def test_head_on_unsubscribe_and_confirm_links_changes_nothing(live):
     assert unchanged(live, waiting, "pending")
 
 
-def test_opening_a_confirm_link_shows_a_button_and_only_pressing_it_confirms(live):
-    """Link scanners open every link in a message; they must not be able to sign a stranger up."""
-    waiting, confirm_path = pending(live, "scanned@example.com")
+def test_opening_a_confirm_link_confirms_once_however_often_it_is_opened(live):
+    """GET /confirm/<token> confirms (issue 3); opening it again, or POSTing it, adds no second event."""
+    waiting, confirm_path = pending(live, "opened.twice@example.com")
 
-    for _ in range(3):
+    for _ in range(2):
         page = live.get(confirm_path)
-        assert page.status == 200 and f'<form method="post" action="{confirm_path}">' in page.body
-    assert unchanged(live, waiting, "pending")
-
+        assert page.status == 200 and "You are subscribed" in page.body
     pressed = live.post_form(confirm_path, {})
     assert pressed.status == 200 and "You are subscribed" in pressed.body
-    assert live.store.get("scanned@example.com").status == "active"
+
+    assert live.store.get("opened.twice@example.com").status == "active"
+    assert [e.event for e in live.store.ledger(waiting.id)] == ["subscribed", "confirmed"]
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
