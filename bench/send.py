@@ -59,7 +59,7 @@ def add_subscribers(site_dir: Path, count: int) -> None:
     """Bulk-insert consenting subscribers (what an import produces), quickly."""
     from newsletters.config import Site
     from recipients import open_store
-    from recipients.schema import consent_events, subscribers
+    from foundation.tables import consent_events, subscribers
 
     now = datetime.now(timezone.utc)
     with open_store(Site.load(site_dir)) as store, store.engine.begin() as conn:

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .articles import read_one
 from .articles.model import Article
 from .config import Site
 from .errors import IssueFileError
@@ -63,8 +64,6 @@ def resolve_issue_path(site: Site | str | os.PathLike, issue_path: str | os.Path
 
 
 def read_articles(site: Site, issue: Issue) -> list[tuple[IssueArticle, Article]]:
-    from .articles import read_one
-
     return [
         (entry, read_one(entry.source, root=site.root, base_url=site.config.website)) for entry in issue.articles
     ]

@@ -1,32 +1,18 @@
-"""One exception tree for everything a user can get wrong.
+"""The pipeline's errors, on the base tree in ``foundation.errors``.
 
-Every error carries *where* it happened (a file, a line, a field, an address)
-and a *hint* saying what to do, so the command line can print a useful message
-and exit 1 without a traceback. Library code raises these; only the CLI catches
-them. Anything else escaping is a bug in this program, and shows as one.
+Every error carries *where* it happened and a *hint* saying what to do; the
+command line prints it as one line and exits 1. The base classes are re-exported
+here so pipeline code imports every error from one place.
 """
 
 from __future__ import annotations
 
+from foundation.errors import ConfigError, NewsletterError, RecipientError, TokenError
 
-class NewsletterError(Exception):
-    """Base of every error meant for the user rather than for a developer."""
-
-    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.where = where
-        self.hint = hint
-
-    def __str__(self) -> str:
-        text = f"{self.where}: {self.message}" if self.where else self.message
-        if self.hint:
-            text += f" ({self.hint})"
-        return text
-
-
-class ConfigError(NewsletterError):
-    """The site folder, ``newsletter.toml`` or an environment setting is wrong."""
+__all__ = [
+    "ArticleError", "CheckFailed", "ConfigError", "DeliveryError", "HeaderInjectionError", "IssueFileError",
+    "NewsletterError", "RecipientError", "RenderError", "TokenError", "TransportError",
+]
 
 
 class ArticleError(NewsletterError):
@@ -43,14 +29,6 @@ class RenderError(NewsletterError):
 
 class HeaderInjectionError(NewsletterError):
     """Data meant for a mail header holds CR, LF, NUL or an encoded-word."""
-
-
-class RecipientError(NewsletterError):
-    """A subscriber, an import file or the subscriber store is wrong."""
-
-
-class TokenError(RecipientError):
-    """A confirmation or unsubscribe token is forged, tampered with or expired."""
 
 
 class DeliveryError(NewsletterError):

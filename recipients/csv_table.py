@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from newsletters.errors import RecipientError
+from foundation.errors import RecipientError
 
 SAVE_AS_UTF8 = 'in Excel use File > Save As > "CSV UTF-8 (Comma delimited) (*.csv)"; elsewhere, export as CSV in UTF-8'
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}

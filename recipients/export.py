@@ -21,7 +21,7 @@ from typing import IO, Iterator
 
 import sqlalchemy as sa
 
-from .schema import consent_events, subscribers
+from foundation.tables import consent_events, subscribers
 from .store import Store
 
 PERSON_FIELDS = ("id", "public_id", "email", "first_name", "last_name", "status", "created_at", "attributes")

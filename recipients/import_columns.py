@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletters.errors import RecipientError
+from foundation.errors import RecipientError
 
 REQUIRED = ("email", "consent_at", "consent_source")
 KNOWN = REQUIRED + ("first_name", "last_name", "consent_text")

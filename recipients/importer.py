@@ -20,21 +20,20 @@ Rules (the README lists them for users):
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from newsletters.errors import RecipientError
+from foundation.errors import RecipientError
 
 from .addresses import InvalidAddress, header_safe_problem, identity, name_problem, normalize_email
 from .consent_time import ConsentTime, MonthFirstDate, parse_consent_time, read_consent_time  # noqa: F401
 from .csv_table import Table, read_table
 from .import_columns import Columns, read_columns
-from .schema import ACTIVE, ERASED, EV_SUBSCRIBED, PENDING, consent_events, subscribers, suppressions, utcnow
-from .store import LEFT_STATUSES, Store
+from foundation.tables import ACTIVE, ERASED, EV_SUBSCRIBED, PENDING, consent_events, subscribers, suppressions, utcnow
+from .store import LEFT_STATUSES, Store, StoreTransaction
 
 MAX_SOURCE = 500
 MAX_CONSENT_TEXT = 5000
@@ -275,14 +274,15 @@ def import_csv(store: Store, path: str | Path, *, skip_invalid: bool = False, no
         raise ImportRejected(parsed)
     report = ImportReport(parsed)
     label = Path(path).name
-    with store._write() as conn:
+    with store.transaction() as tx:
         for start in range(0, len(parsed.rows), LOOKUP_CHUNK):
-            _apply_chunk(store, conn, parsed.rows[start : start + LOOKUP_CHUNK], label, report)
+            _apply_chunk(tx, parsed.rows[start : start + LOOKUP_CHUNK], label, report)
     return report
 
 
-def _apply_chunk(store: Store, conn: sa.Connection, rows: list[ImportRow], label: str, report: ImportReport) -> None:
-    hashes = {id(row): store.hash(row.email) for row in rows}
+def _apply_chunk(tx: StoreTransaction, rows: list[ImportRow], label: str, report: ImportReport) -> None:
+    conn = tx.conn
+    hashes = {id(row): tx.store.hash(row.email) for row in rows}
     wanted = list(hashes.values())
     existing = {r.email_hash: r for r in conn.execute(sa.select(subscribers).where(subscribers.c.email_hash.in_(wanted)))}
     suppressed = set(conn.scalars(sa.select(suppressions.c.email_hash).where(suppressions.c.email_hash.in_(wanted))))
@@ -319,24 +319,25 @@ def _apply_chunk(store: Store, conn: sa.Connection, rows: list[ImportRow], label
         if (row.consent_at, row.consent_source, row.consent_text) in evidence.get(current.id, set()):
             report.unchanged.append(row)
             continue
-        store._event(conn, current.id, EV_SUBSCRIBED, **event)
+        tx.event(current.id, EV_SUBSCRIBED, **event)
         if current.status == PENDING:
-            store._set_status(conn, current.id, ACTIVE)
+            tx.set_status(current.id, ACTIVE)
             report.activated.append(row)
         else:
             report.evidence_added.append(row)
-    _insert_new(store, conn, new, report)
+    _insert_new(tx, new, report)
 
 
-def _insert_new(store: Store, conn: sa.Connection, new: list[tuple[ImportRow, str, dict]], report: ImportReport) -> None:
+def _insert_new(tx: StoreTransaction, new: list[tuple[ImportRow, str, dict]], report: ImportReport) -> None:
     """New people in two multi-row statements rather than two per person (an import may hold 100,000)."""
     if not new:
         return
+    conn = tx.conn
     now = utcnow()
     conn.execute(subscribers.insert(), [
-        dict(public_id=secrets.token_urlsafe(16), email=row.email, email_hash=email_hash, first_name=row.first_name,
-             last_name=row.last_name, attributes=row.attributes, status=ACTIVE, created_at=now)
-        for row, email_hash, _event in new
+        tx.new_subscriber_values(row.email, first_name=row.first_name, last_name=row.last_name,
+                                 attributes=row.attributes, status=ACTIVE)
+        for row, _email_hash, _event in new
     ])
     ids = dict(conn.execute(sa.select(subscribers.c.email_hash, subscribers.c.id).where(
         subscribers.c.email_hash.in_([email_hash for _row, email_hash, _event in new]))).all())

@@ -3,7 +3,12 @@
 Everything that changes a subscriber's status also appends to the consent
 ledger in the same transaction, so the status can always be explained. Who may
 be mailed is decided in exactly one place, ``eligible_query``; sending takes its
-recipients from ``Store.eligible`` and from nowhere else.
+recipients from ``Store.eligible`` and claims each one through
+``recipients.handover``, which re-applies the same rule at the moment of handover.
+
+No method here talks to the network: a sign-up commits first and says whether a
+confirmation mail is owed (``SignUp.confirmation``); the caller sends it and
+then calls ``confirmation_sent``.
 """
 
 from __future__ import annotations
@@ -14,16 +19,16 @@ import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterator
+from typing import Iterator
 
 import sqlalchemy as sa
 
-from newsletters.errors import ConfigError, RecipientError
+from foundation.errors import ConfigError, RecipientError
 
-from . import migrate
-from .database import create_engine
+from foundation import migrate
+from foundation.database import create_engine
 from .addresses import InvalidAddress, address_hash, name_problem, normalize_email
-from .schema import (
+from foundation.tables import (
     ACTIVE,
     BOUNCED,
     COMPLAINED,
@@ -75,6 +80,28 @@ class Subscriber:
     attributes: dict
     status: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ConfirmationDue:
+    """A confirmation mail the caller should send now (after the sign-up committed)."""
+
+    subscriber_id: int
+    public_id: str
+    nonce: str
+    email: str
+    first_name: str
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """What a sign-up did (``outcome``, which the page must not reveal) and the mail it owes, if any.
+
+    ``outcome`` is one of pending, active, throttled, suppressed, erased.
+    """
+
+    outcome: str
+    confirmation: ConfirmationDue | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +157,12 @@ class Store:
             conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator["StoreTransaction"]:
+        """One write transaction for callers that change many subscribers at once (the CSV importer)."""
+        with self._write() as conn:
+            yield StoreTransaction(self, conn)
 
     def _check_key(self) -> None:
         """Refuse a SECRET_KEY other than the one the stored hashes were made with.
@@ -259,12 +292,7 @@ class Store:
 
     def is_suppressed(self, email: str) -> bool:
         with self.engine.connect() as conn:
-            return self._suppressed(conn, self.hash(self.normalize(email)))
-
-    @staticmethod
-    def _suppressed(conn: sa.Connection, email_hash: str) -> bool:
-        query = sa.select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
-        return conn.execute(query).first() is not None
+            return StoreTransaction(self, conn).suppressed(self.hash(self.normalize(email)))
 
     def stats(self) -> dict[str, int]:
         counts = {status: 0 for status in STATUSES}
@@ -279,36 +307,6 @@ class Store:
 
     # -- changes -----------------------------------------------------------------
 
-    @staticmethod
-    def _event(conn: sa.Connection, subscriber_id: int, event: str, at: datetime | None = None, **values) -> None:
-        now = utcnow()
-        conn.execute(
-            consent_events.insert().values(
-                subscriber_id=subscriber_id, event=event, at=at or now, recorded_at=now, **values
-            )
-        )
-
-    @staticmethod
-    def _set_status(conn: sa.Connection, subscriber_id: int, status: str) -> None:
-        conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id).values(status=status))
-
-    def _insert_subscriber(self, conn, address: str, *, first_name="", last_name="", attributes=None, status) -> int:
-        return conn.execute(
-            subscribers.insert().values(
-                public_id=secrets.token_urlsafe(16),
-                email=address,
-                email_hash=self.hash(address),
-                first_name=first_name,
-                last_name=last_name,
-                attributes=attributes or {},
-                status=status,
-                created_at=utcnow(),
-            )
-        ).inserted_primary_key[0]
-
-    def _by_hash(self, conn: sa.Connection, email_hash: str):
-        return conn.execute(sa.select(subscribers).where(subscribers.c.email_hash == email_hash)).first()
-
     def add(
         self, email: str, *, first_name: str = "", last_name: str = "", source: str = "admin", consent_text: str = ""
     ) -> Subscriber:
@@ -318,12 +316,12 @@ class Store:
         first_name, last_name = first_name.strip(), last_name.strip()
         self.check_name("first_name", first_name)
         self.check_name("last_name", last_name)
-        with self._write() as conn:
-            if self._suppressed(conn, email_hash):
+        with self.transaction() as tx:
+            if tx.suppressed(email_hash):
                 raise RecipientError(
                     "this address was forgotten at its owner's request and may not be added again", where=address
                 )
-            existing = self._by_hash(conn, email_hash)
+            existing = tx.by_hash(email_hash)
             if existing is not None:
                 hint = (
                     "they left the list; only they can rejoin, through the subscribe form"
@@ -331,13 +329,8 @@ class Store:
                     else None
                 )
                 raise RecipientError(f"already on the list (status {existing.status})", where=address, hint=hint)
-            subscriber_id = self._insert_subscriber(
-                conn, address, first_name=first_name, last_name=last_name, status=ACTIVE
-            )
-            self._event(
-                conn, subscriber_id, EV_SUBSCRIBED, method="admin", source=source or "admin",
-                consent_text=consent_text,
-            )
+            subscriber_id = tx.insert_subscriber(address, first_name=first_name, last_name=last_name, status=ACTIVE)
+            tx.event(subscriber_id, EV_SUBSCRIBED, method="admin", source=source or "admin", consent_text=consent_text)
         return self.get(address)
 
     def subscribe(
@@ -349,84 +342,94 @@ class Store:
         consent_text: str,
         ip: str | None = None,
         user_agent: str | None = None,
-        send_confirmation: Callable[[str, str, str], None] | None = None,
-    ) -> str:
-        """A sign-up from the public form; returns what happened, which the page must not reveal.
+    ) -> SignUp:
+        """A sign-up from the public form, committed before any mail is sent.
 
-        ``send_confirmation(public_id, address, first_name)`` runs inside the
-        transaction: if the mail cannot be sent, nothing is recorded and the
-        person can simply try again. Someone who had left (unsubscribed, bounced,
-        complained) must confirm again even with double opt-in off, so a stranger
-        cannot put them back on the list.
+        When the result carries a ``confirmation``, the caller sends that mail and
+        then calls ``confirmation_sent``; if the mail fails the person stays
+        pending with the mail owed, and a later sign-up or ``confirmations_due``
+        sends it. Each sign-up draws a new nonce, so a link from an earlier one
+        confirms nothing. Someone who had left (unsubscribed, bounced,
+        complained) must confirm again even with double opt-in off, so a
+        stranger cannot put them back on the list.
         """
         address = self.normalize(email)
         email_hash = self.hash(address)
         first_name = first_name.strip()
         self.check_name("first_name", first_name)
         evidence = dict(method="web", source=source, consent_text=consent_text, ip=ip, user_agent=user_agent)
-        with self._write() as conn:
-            if self._suppressed(conn, email_hash):
-                return "suppressed"
-            row = self._by_hash(conn, email_hash)
+        with self.transaction() as tx:
+            if tx.suppressed(email_hash):
+                return SignUp("suppressed")
+            row = tx.by_hash(email_hash)
             if row is None:
                 status = PENDING if self.double_opt_in else ACTIVE
-                subscriber_id = self._insert_subscriber(conn, address, first_name=first_name, status=status)
-                self._event(conn, subscriber_id, EV_SUBSCRIBED, **evidence)
-                if status == PENDING and send_confirmation:
-                    send_confirmation(self._public_id(conn, subscriber_id), address, first_name)
-                return "pending" if status == PENDING else "active"
-            if row.status in (ACTIVE, ERASED):
-                return row.status
-            if row.status == PENDING:
-                last = conn.scalar(
-                    sa.select(sa.func.max(consent_events.c.recorded_at)).where(
-                        consent_events.c.subscriber_id == row.id, consent_events.c.event == EV_SUBSCRIBED
-                    )
-                )
-                if last is not None and utcnow() - last < RESEND_AFTER:
-                    return "throttled"
-            self._set_status(conn, row.id, PENDING)
-            self._event(conn, row.id, EV_SUBSCRIBED, **evidence)
-            if send_confirmation:
-                send_confirmation(row.public_id, row.email, row.first_name)
-            return "pending"
+                subscriber_id = tx.insert_subscriber(address, first_name=first_name, status=status)
+                tx.event(subscriber_id, EV_SUBSCRIBED, **evidence)
+                if status == ACTIVE:
+                    return SignUp("active")
+                row = tx.by_id(subscriber_id)
+            elif row.status in (ACTIVE, ERASED):
+                return SignUp(row.status)
+            elif row.status == PENDING and row.confirm_mailed_at and utcnow() - row.confirm_mailed_at < RESEND_AFTER:
+                return SignUp("throttled")
+            else:
+                tx.set_status(row.id, PENDING)
+                tx.event(row.id, EV_SUBSCRIBED, **evidence)
+            nonce = tx.new_confirmation(row.id)
+            return SignUp("pending", ConfirmationDue(row.id, row.public_id, nonce, row.email, row.first_name))
 
-    @staticmethod
-    def _public_id(conn: sa.Connection, subscriber_id: int) -> str:
-        return conn.scalar(sa.select(subscribers.c.public_id).where(subscribers.c.id == subscriber_id))
+    def confirmation_sent(self, due: ConfirmationDue) -> None:
+        """The confirmation mail for this sign-up was handed over: stop owing it (a newer sign-up still owes its own)."""
+        with self.transaction() as tx:
+            tx.conn.execute(
+                subscribers.update()
+                .where(subscribers.c.id == due.subscriber_id, subscribers.c.confirm_nonce == due.nonce)
+                .values(confirm_mailed_at=utcnow())
+            )
 
-    def confirm(self, public_id: str, *, ip: str | None = None, user_agent: str | None = None) -> str:
-        """Double opt-in: a pending subscriber becomes active. Returns confirmed, already or invalid."""
-        with self._write() as conn:
-            row = conn.execute(sa.select(subscribers).where(subscribers.c.public_id == public_id)).first()
-            if row is None or row.status not in (PENDING, ACTIVE):
+    def confirmations_due(self) -> list[ConfirmationDue]:
+        """Pending sign-ups whose confirmation mail has not gone out yet (the mail server was down)."""
+        s = subscribers
+        query = (
+            sa.select(s.c.id, s.c.public_id, s.c.confirm_nonce, s.c.email, s.c.first_name)
+            .where(s.c.status == PENDING, s.c.confirm_nonce.is_not(None), s.c.confirm_mailed_at.is_(None))
+            .order_by(s.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [ConfirmationDue(*row) for row in conn.execute(query)]
+
+    def confirm(self, public_id: str, nonce: str, *, ip: str | None = None, user_agent: str | None = None) -> str:
+        """Double opt-in: a pending subscriber becomes active. Returns confirmed, already or invalid.
+
+        ``nonce`` comes from the link: only the link of the current sign-up
+        counts, so one issued before an unsubscribe or a newer sign-up is invalid.
+        """
+        with self.transaction() as tx:
+            row = tx.by_public_id(public_id)
+            if row is None or row.status not in (PENDING, ACTIVE) or not row.confirm_nonce:
+                return "invalid"
+            if not hmac.compare_digest(row.confirm_nonce, nonce or ""):
                 return "invalid"
             if row.status == ACTIVE:
                 return "already"
-            self._set_status(conn, row.id, ACTIVE)
-            self._event(conn, row.id, EV_CONFIRMED, ip=ip, user_agent=user_agent)
+            tx.set_status(row.id, ACTIVE)
+            tx.event(row.id, EV_CONFIRMED, ip=ip, user_agent=user_agent)
             return "confirmed"
-
-    def _unsubscribe(self, conn, row, channel: str, ip=None, user_agent=None, detail=None) -> bool:
-        if row.status not in (ACTIVE, PENDING, BOUNCED):
-            return False
-        self._set_status(conn, row.id, UNSUBSCRIBED)
-        self._event(conn, row.id, EV_UNSUBSCRIBED, channel=channel, ip=ip, user_agent=user_agent, detail=detail)
-        return True
 
     def unsubscribe(self, public_id: str, channel: str, *, ip: str | None = None, user_agent: str | None = None) -> bool:
         """From a link or a one-click POST. Idempotent: True only when this call changed something."""
-        with self._write() as conn:
-            row = conn.execute(sa.select(subscribers).where(subscribers.c.public_id == public_id)).first()
-            return row is not None and self._unsubscribe(conn, row, channel, ip, user_agent)
+        with self.transaction() as tx:
+            row = tx.by_public_id(public_id)
+            return row is not None and tx.unsubscribe(row, channel, ip=ip, user_agent=user_agent)
 
     def unsubscribe_email(self, email: str, channel: str = "admin", detail: str | None = None) -> bool:
         address = self.normalize(email)
-        with self._write() as conn:
-            row = self._by_hash(conn, self.hash(address))
+        with self.transaction() as tx:
+            row = tx.by_hash(self.hash(address))
             if row is None:
                 raise RecipientError("no subscriber with this address", where=address)
-            return self._unsubscribe(conn, row, channel, detail=detail)
+            return tx.unsubscribe(row, channel, detail=detail)
 
     def record_bounce(self, subscriber_id: int, detail: str | None = None) -> bool:
         """A permanent bounce: the address stops receiving mail. True when the status changed."""
@@ -437,15 +440,15 @@ class Store:
         return self._record_problem(subscriber_id, EV_COMPLAINED, COMPLAINED, (ACTIVE, PENDING, BOUNCED, UNSUBSCRIBED), detail)
 
     def _record_problem(self, subscriber_id, event, status, replaces, detail) -> bool:
-        with self._write() as conn:
-            row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+        with self.transaction() as tx:
+            row = tx.by_id(subscriber_id)
             if row is None:
                 raise RecipientError(f"no subscriber with id {subscriber_id}")
             if row.status == ERASED:
                 return False  # nothing personal may be added about a forgotten person
-            self._event(conn, row.id, event, detail=detail)
+            tx.event(row.id, event, detail=detail)
             if row.status in replaces:
-                self._set_status(conn, row.id, status)
+                tx.set_status(row.id, status)
                 return True
             return False
 
@@ -459,21 +462,100 @@ class Store:
         """
         address = self.normalize(email)
         email_hash = self.hash(address)
-        with self._write() as conn:
-            if not self._suppressed(conn, email_hash):
+        with self.transaction() as tx:
+            conn = tx.conn
+            if not tx.suppressed(email_hash):
                 conn.execute(suppressions.insert().values(email_hash=email_hash, reason="erased", created_at=utcnow()))
-            row = self._by_hash(conn, email_hash)
+            row = tx.by_hash(email_hash)
             if row is None:
                 return False
             conn.execute(
                 subscribers.update()
                 .where(subscribers.c.id == row.id)
-                .values(email=None, first_name="", last_name="", attributes={}, status=ERASED)
+                .values(email=None, first_name="", last_name="", attributes={}, status=ERASED, confirm_nonce=None)
             )
             conn.execute(
                 consent_events.update()
                 .where(consent_events.c.subscriber_id == row.id)
                 .values(ip=None, user_agent=None, detail=None)
             )
-            self._event(conn, row.id, EV_ERASED, detail=None)
+            tx.event(row.id, EV_ERASED, detail=None)
             return True
+
+
+class StoreTransaction:
+    """The statements one write transaction of the store is made of.
+
+    Every change to subscribers goes through these, whether from one of the
+    store's own methods or from a bulk caller such as the CSV importer, so a
+    status change and its consent-ledger event are always written together.
+    """
+
+    def __init__(self, store: Store, conn: sa.Connection):
+        self.store = store
+        self.conn = conn
+
+    def by_hash(self, email_hash: str):
+        return self.conn.execute(sa.select(subscribers).where(subscribers.c.email_hash == email_hash)).first()
+
+    def by_id(self, subscriber_id: int):
+        return self.conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+
+    def by_public_id(self, public_id: str):
+        return self.conn.execute(sa.select(subscribers).where(subscribers.c.public_id == public_id)).first()
+
+    def suppressed(self, email_hash: str) -> bool:
+        query = sa.select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
+        return self.conn.execute(query).first() is not None
+
+    def event(self, subscriber_id: int, event: str, at: datetime | None = None, **values) -> None:
+        """Append to the consent ledger (``at``: when it happened, if not now)."""
+        now = utcnow()
+        self.conn.execute(
+            consent_events.insert().values(
+                subscriber_id=subscriber_id, event=event, at=at or now, recorded_at=now, **values
+            )
+        )
+
+    def set_status(self, subscriber_id: int, status: str) -> None:
+        values = {"status": status}
+        if status in LEFT_STATUSES:
+            values["confirm_nonce"] = None  # a confirm link from before they left must not bring them back
+        self.conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id).values(**values))
+
+    def insert_subscriber(self, address: str, *, first_name="", last_name="", attributes=None, status) -> int:
+        return self.conn.execute(
+            subscribers.insert().values(**self.new_subscriber_values(
+                address, first_name=first_name, last_name=last_name, attributes=attributes, status=status
+            ))
+        ).inserted_primary_key[0]
+
+    def new_subscriber_values(self, address: str, *, first_name="", last_name="", attributes=None, status) -> dict:
+        """The row for a new subscriber (also what the importer inserts many of in one statement)."""
+        return dict(
+            public_id=secrets.token_urlsafe(16),
+            email=address,
+            email_hash=self.store.hash(address),
+            first_name=first_name,
+            last_name=last_name,
+            attributes=attributes or {},
+            status=status,
+            created_at=utcnow(),
+        )
+
+    def new_confirmation(self, subscriber_id: int) -> str:
+        """A fresh nonce for this sign-up's link; the mail for it is owed until ``confirmation_sent``."""
+        nonce = secrets.token_urlsafe(12)
+        self.conn.execute(
+            subscribers.update()
+            .where(subscribers.c.id == subscriber_id)
+            .values(confirm_nonce=nonce, confirm_mailed_at=None)
+        )
+        return nonce
+
+    def unsubscribe(self, row, channel: str, ip=None, user_agent=None, detail=None) -> bool:
+        if row.status not in (ACTIVE, PENDING, BOUNCED):
+            return False
+        self.set_status(row.id, UNSUBSCRIBED)
+        self.event(row.id, EV_UNSUBSCRIBED, channel=channel, ip=ip, user_agent=user_agent, detail=detail)
+        return True

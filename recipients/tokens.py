@@ -1,7 +1,8 @@
 """Signed links for confirming and unsubscribing, so nobody can act for someone else.
 
 A token carries only the subscriber's random ``public_id`` (never the address or
-the database id), signed with ``SECRET_KEY`` by itsdangerous with a different
+the database id), and a confirmation token also the nonce of the sign-up it was
+made for (so it confirms that sign-up and no later one), signed with ``SECRET_KEY`` by itsdangerous with a different
 salt per purpose: a confirmation token cannot be replayed as an unsubscribe one
 or the other way round. Confirmation links expire after seven days; unsubscribe
 links never expire, because people unsubscribe from mail that is months old and
@@ -15,7 +16,7 @@ from typing import Callable
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from newsletters.errors import ConfigError, TokenError
+from foundation.errors import ConfigError, TokenError
 
 CONFIRM_SALT = "newsletters.recipients.confirm"
 UNSUBSCRIBE_SALT = "newsletters.recipients.unsubscribe"
@@ -65,30 +66,34 @@ def clean_token(token: str) -> str:
     return (token or "").strip().rstrip(_TRAILING_JUNK)
 
 
-def make_confirm_token(key: str, public_id: str) -> str:
-    return _serializer(key, CONFIRM_SALT).dumps(public_id)
+def make_confirm_token(key: str, public_id: str, nonce: str) -> str:
+    return _serializer(key, CONFIRM_SALT).dumps([public_id, nonce])
 
 
-def _read(key: str, salt: str, token: str, max_age: int | None, what: str) -> tuple[str, datetime]:
+def _read(key: str, salt: str, token: str, max_age: int | None, what: str) -> tuple[object, datetime]:
     try:
         value, issued = _serializer(key, salt).loads(token, max_age=max_age, return_timestamp=True)
     except SignatureExpired:
         raise TokenError(f"this {what} link has expired", hint="ask for a new one") from None
     except BadSignature:
         raise TokenError(f"this {what} link is not valid", hint="copy the whole link from the e-mail") from None
-    if not isinstance(value, str) or not value:
-        raise TokenError(f"this {what} link is not valid")
     return value, issued.astimezone(timezone.utc)
 
 
-def read_confirm_token(key: str, token: str, max_age: int = CONFIRM_MAX_AGE) -> tuple[str, datetime]:
-    """The public_id and the time the link was made; TokenError when forged, tampered or expired."""
-    return _read(key, CONFIRM_SALT, token, max_age, "confirmation")
+def read_confirm_token(key: str, token: str, max_age: int = CONFIRM_MAX_AGE) -> tuple[str, str, datetime]:
+    """``(public_id, nonce, issued)``; TokenError when forged, tampered, expired or of the old one-field kind."""
+    value, issued = _read(key, CONFIRM_SALT, token, max_age, "confirmation")
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) and v for v in value)):
+        raise TokenError("this confirmation link is no longer valid", hint="sign up again for a new one")
+    return value[0], value[1], issued
 
 
 def read_unsubscribe_token(key: str, token: str) -> str:
     """The public_id; TokenError when forged or tampered with. These links never expire."""
-    return _read(key, UNSUBSCRIBE_SALT, token, None, "unsubscribe")[0]
+    value, _issued = _read(key, UNSUBSCRIBE_SALT, token, None, "unsubscribe")
+    if not isinstance(value, str) or not value:
+        raise TokenError("this unsubscribe link is not valid")
+    return value
 
 
 def make_form_token(key: str) -> str:
@@ -119,6 +124,6 @@ def unsubscribe_url_maker(site) -> Callable[[str], str]:
     return lambda public_id: prefix + dumps(public_id)
 
 
-def confirm_url(site, public_id: str) -> str:
-    """``{PUBLIC_URL}/confirm/<token>``: the double opt-in link; it expires after seven days."""
-    return f"{site.public_url}/confirm/{make_confirm_token(secret_key(site), public_id)}"
+def confirm_url(site, public_id: str, nonce: str) -> str:
+    """``{PUBLIC_URL}/confirm/<token>``: the double opt-in link of one sign-up; it expires after seven days."""
+    return f"{site.public_url}/confirm/{make_confirm_token(secret_key(site), public_id, nonce)}"

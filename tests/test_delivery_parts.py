@@ -12,13 +12,14 @@ import sqlalchemy as sa
 
 from newsletters.config import Site
 from newsletters.delivery.dkim import DKIMSigner
-from newsletters.delivery.ledger import QUEUED, SENDING, SENT, UNKNOWN, Ledger, Outcome, deliveries
+from newsletters.delivery.ledger import QUEUED, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Outcome, deliveries
 from newsletters.delivery.rate import RateLimiter
 from newsletters.delivery.retry import RetryPolicy, judge
 from newsletters.errors import ConfigError, TransportError
 from newsletters.transport import ConnectionLost, SMTPRefused, is_canonical
+from foundation.migrate import current_revision, head_revision
 from recipients import open_store
-from recipients.migrate import current_revision
+from recipients.handover import Claim, Handover, HandoverWriter, SQLiteHandoverWriter
 from tests.send_fixtures import SETTINGS, add_subscribers, make_send_site
 
 
@@ -39,12 +40,12 @@ def store(site_dir):
 # -- the ledger ---------------------------------------------------------------------------
 
 def test_the_store_migrates_to_the_ledger_revision(store):
-    assert current_revision(store.engine) == "0002_delivery_ledger"
+    assert current_revision(store.engine) == head_revision()
     assert {"send_runs", "deliveries"} <= set(sa.inspect(store.engine).get_table_names())
 
 
 def test_only_one_of_many_concurrent_claims_of_a_row_wins(store):
-    ledger = Ledger(store.engine)
+    ledger = Ledger(Handover(store))
     run = ledger.create_run(issue_slug="x", issue_path="x.toml", subject="s", content_digest="", transport="t")
     subscriber = next(store.eligible()).id
     with ledger.connect() as conn:
@@ -54,27 +55,28 @@ def test_only_one_of_many_concurrent_claims_of_a_row_wins(store):
     def claim():
         with ledger.connect() as conn:
             barrier.wait()
-            results.append(ledger.record(conn, run.id, None, claim=subscriber))
+            results.append(ledger.writer(conn).record(run.id, None, claim=subscriber).value)
 
     threads = [threading.Thread(target=claim) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [False] * 7 + [True]
+    assert sorted(results) == ["claimed"] + ["lost"] * 7
     assert ledger.state_of(run.id, subscriber) == SENDING
 
 
 def test_a_sent_row_cannot_be_claimed_again_and_a_new_session_turns_sending_into_unknown(store):
-    ledger = Ledger(store.engine)
+    ledger = Ledger(Handover(store))
     run = ledger.create_run(issue_slug="x", issue_path="x.toml", subject="s", content_digest="", transport="t")
     first, second = [r.id for r in store.eligible()][:2]
     with ledger.connect() as conn:
+        writer = ledger.writer(conn)
         assert ledger.enqueue(conn, run.id, [first, second]) == {first: (QUEUED, 0), second: (QUEUED, 0)}
-        assert ledger.record(conn, run.id, None, claim=first)
+        assert writer.record(run.id, None, claim=first) is Claim.CLAIMED
         # One commit: the first's outcome and the second's claim.
-        assert ledger.record(conn, run.id, Outcome(first, SENT, 250, "ok"), claim=second)
-        assert not ledger.record(conn, run.id, None, claim=first)
+        assert writer.record(run.id, Outcome(first, SENT, 250, "ok"), claim=second) is Claim.CLAIMED
+        assert writer.record(run.id, None, claim=first) is Claim.LOST
         assert ledger.enqueue(conn, run.id, [first]) == {first: (SENT, 1)}
     # The process "dies" here with `second` in flight.
     assert ledger.start_session(run.id, transport="t", content_digest="") == 1
@@ -82,6 +84,25 @@ def test_a_sent_row_cannot_be_claimed_again_and_a_new_session_turns_sending_into
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(deliveries).where(deliveries.c.subscriber_id == first)).one()
     assert (row.state, row.reply_code, row.attempts) == (SENT, 250, 1)
+
+
+@pytest.mark.parametrize("writer_class", [SQLiteHandoverWriter, HandoverWriter], ids=["raw-sqlite", "core"])
+def test_a_claim_rejudges_consent_and_marks_someone_who_left_skipped(store, writer_class):
+    """Read as eligible, unsubscribed before their turn: the claim itself refuses them."""
+    handover = Handover(store)
+    ledger = Ledger(handover)
+    run = ledger.create_run(issue_slug="x", issue_path="x.toml", subject="s", content_digest="", transport="t")
+    stays, leaves = next(handover.batches(3))[:2]
+    with ledger.connect() as conn:
+        ledger.enqueue(conn, run.id, [stays.id, leaves.id])
+        store.unsubscribe(leaves.public_id, "link")
+        writer = writer_class(handover, conn)
+        assert writer.record(run.id, None, claim=leaves.id) is Claim.SKIPPED
+        assert writer.record(run.id, None, claim=stays.id) is Claim.CLAIMED
+        assert writer.record(run.id, None, claim=leaves.id) is Claim.SKIPPED  # still not eligible: stays skipped
+    assert ledger.state_of(run.id, leaves.id) == SKIPPED
+    assert ledger.state_of(run.id, stays.id) == SENDING
+    assert ledger.counts(run.id)[SKIPPED] == 1
 
 
 # -- the rate limiter -------------------------------------------------------------------------

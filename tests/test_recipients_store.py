@@ -11,10 +11,10 @@ import sqlalchemy as sa
 
 from newsletters.config import Site
 from newsletters.errors import ConfigError, RecipientError
-from recipients import Recipient, Store, open_store
+from recipients import ConfirmationDue, Recipient, SignUp, Store, open_store
 from recipients.export import records, write_csv, write_json
-from recipients.migrate import current_revision, head_revision, upgrade
-from recipients.schema import consent_events, subscribers, suppressions
+from foundation.migrate import current_revision, head_revision, upgrade
+from foundation.tables import consent_events, subscribers, suppressions
 
 KEY = "test-secret-key-for-recipients-0123456789"
 
@@ -34,16 +34,19 @@ def emails(store: Store) -> list[str]:
     return [r.email for r in store.eligible()]
 
 
-def web_signup(store: Store, email: str, name: str = "") -> str:
-    store.subscribe(email, name, source="https://clinic.example.com/subscribe", consent_text="wording v1",
-                    ip="192.0.2.7", user_agent="Firefox/140")
-    return store.get(email).public_id
+def web_signup(store: Store, email: str, name: str = "") -> ConfirmationDue:
+    """A sign-up from the form whose confirmation mail went out; returns what its link carries."""
+    signup = store.subscribe(email, name, source="https://clinic.example.com/subscribe", consent_text="wording v1",
+                             ip="192.0.2.7", user_agent="Firefox/140")
+    if signup.confirmation:
+        store.confirmation_sent(signup.confirmation)
+    return signup.confirmation
 
 
 def test_eligible_means_active_consented_confirmed_and_not_suppressed(store):
     store.add("admin.added@example.com", first_name="Ada")
     confirmed = web_signup(store, "confirmed@example.com")
-    store.confirm(confirmed)
+    store.confirm(confirmed.public_id, confirmed.nonce)
     web_signup(store, "pending@example.com")
     store.add("left@example.com")
     store.unsubscribe_email("left@example.com")
@@ -92,17 +95,15 @@ def test_double_opt_in_applies_to_web_sign_ups_only(db_url):
 
 
 def test_someone_who_left_and_signs_up_again_must_confirm_even_without_double_opt_in(db_url):
-    sent = []
     with Store(db_url, secret_key=KEY, double_opt_in=False) as store:
         store.add("back@example.com")
         store.unsubscribe_email("back@example.com")
-        outcome = store.subscribe("back@example.com", source="form", consent_text="wording",
-                                  send_confirmation=lambda *args: sent.append(args))
-        assert outcome == "pending"
+        signup = store.subscribe("back@example.com", source="form", consent_text="wording")
+        assert signup.outcome == "pending"
         assert store.get("back@example.com").status == "pending"
-        assert [args[1] for args in sent] == ["back@example.com"]
+        assert signup.confirmation.email == "back@example.com"
         assert emails(store) == []
-        store.confirm(store.get("back@example.com").public_id)
+        store.confirm(signup.confirmation.public_id, signup.confirmation.nonce)
         assert emails(store) == ["back@example.com"]
 
 
@@ -122,9 +123,9 @@ def test_eligible_streams_in_batches_ordered_by_id(store):
 
 
 def test_web_sign_up_ledger_records_source_wording_ip_and_user_agent(store):
-    public_id = web_signup(store, "jane@example.com", "Jane")
-    store.confirm(public_id, ip="192.0.2.8", user_agent="Firefox/140")
-    store.unsubscribe(public_id, "one-click", ip="192.0.2.9", user_agent="Gmail")
+    due = web_signup(store, "jane@example.com", "Jane")
+    store.confirm(due.public_id, due.nonce, ip="192.0.2.8", user_agent="Firefox/140")
+    store.unsubscribe(due.public_id, "one-click", ip="192.0.2.9", user_agent="Gmail")
 
     ledger = store.ledger(store.get("jane@example.com").id)
 
@@ -164,8 +165,9 @@ def test_bounce_and_complaint_set_the_status_and_are_recorded(store):
 
 
 def test_forget_erases_personal_data_but_keeps_the_proof_and_blocks_the_address(store):
-    public_id = web_signup(store, "Jane.Doe@example.com", "Jane")
-    store.confirm(public_id, ip="192.0.2.8", user_agent="Firefox/140")
+    due = web_signup(store, "Jane.Doe@example.com", "Jane")
+    public_id = due.public_id
+    store.confirm(public_id, due.nonce, ip="192.0.2.8", user_agent="Firefox/140")
 
     assert store.forget("jane.doe@EXAMPLE.com") is True
 
@@ -183,10 +185,8 @@ def test_forget_erases_personal_data_but_keeps_the_proof_and_blocks_the_address(
 
     with pytest.raises(RecipientError, match="forgotten"):
         store.add("jane.doe@example.com")
-    sent = []
-    assert store.subscribe("jane.doe@example.com", source="form", consent_text="x",
-                           send_confirmation=lambda *a: sent.append(a)) == "suppressed"
-    assert sent == [] and store.stats()["total"] == 1
+    assert store.subscribe("jane.doe@example.com", source="form", consent_text="x") == SignUp("suppressed")
+    assert store.stats()["total"] == 1
 
 
 def test_forgetting_an_unknown_address_still_suppresses_it(store):
@@ -304,16 +304,44 @@ def test_open_store_uses_the_site_folder_and_needs_a_real_secret_key(site_dir, m
 def test_repeated_sign_ups_of_a_pending_address_send_one_confirmation_per_ten_minutes(store):
     sent = []
     for _ in range(3):
-        store.subscribe("jane@example.com", source="form", consent_text="x", send_confirmation=lambda *a: sent.append(a))
+        signup = store.subscribe("jane@example.com", source="form", consent_text="x")
+        if signup.confirmation:
+            sent.append(signup.confirmation)
+            store.confirmation_sent(signup.confirmation)
     assert len(sent) == 1
     assert [e.event for e in store.ledger(store.get("jane@example.com").id)] == ["subscribed"]
 
 
-def test_an_old_confirmation_link_does_not_undo_an_unsubscribe(store):
-    public_id = web_signup(store, "jane@example.com")
-    assert store.confirm(public_id) == "confirmed"
-    store.unsubscribe(public_id, "link")
+def test_a_confirmation_mail_that_could_not_be_sent_stays_owed_until_it_is(store):
+    """The mail goes out after the sign-up commits; if it fails, the next sign-up or a resend sends it."""
+    first = store.subscribe("jane@example.com", source="form", consent_text="x")
+    assert first.outcome == "pending" and store.confirmations_due() == [first.confirmation]
+    again = store.subscribe("jane@example.com", source="form", consent_text="x")  # not throttled: nothing went out
+    assert again.confirmation is not None and again.confirmation.nonce != first.confirmation.nonce
+    assert store.confirmations_due() == [again.confirmation]
+    store.confirmation_sent(first.confirmation)  # a late success of the older mail does not pay the newer one
+    assert store.confirmations_due() == [again.confirmation]
+    store.confirmation_sent(again.confirmation)
+    assert store.confirmations_due() == []
+    assert store.get("jane@example.com").status == "pending"
 
-    assert store.confirm(public_id) == "invalid"
+
+def test_an_old_confirmation_link_does_not_undo_an_unsubscribe(store):
+    due = web_signup(store, "jane@example.com")
+    assert store.confirm(due.public_id, due.nonce) == "confirmed"
+    assert store.confirm(due.public_id, due.nonce) == "already"
+    store.unsubscribe(due.public_id, "link")
+
+    assert store.confirm(due.public_id, due.nonce) == "invalid"
     assert store.get("jane@example.com").status == "unsubscribed"
     assert emails(store) == []
+
+
+def test_a_link_from_an_earlier_sign_up_confirms_nothing_after_a_newer_one(store):
+    """Issue 9: a confirm link belongs to one sign-up; resubscribing after leaving makes the old one void."""
+    old = web_signup(store, "jane@example.com")
+    store.unsubscribe(old.public_id, "link")
+    new = web_signup(store, "jane@example.com")
+    assert store.confirm(old.public_id, old.nonce) == "invalid"
+    assert store.get("jane@example.com").status == "pending"
+    assert store.confirm(new.public_id, new.nonce) == "confirmed"

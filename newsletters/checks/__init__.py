@@ -15,6 +15,10 @@ and ``checks.toml`` switch rules off and add phrase rules (see ``settings``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..build import build_issue
+from ..config import CONFIG_NAME, Site
 from ..errors import IssueFileError
 from .document import MailDocument
 from .mail_rules import CHECKS
@@ -102,18 +106,12 @@ def run_checks(site, build_result, *, spamassassin: bool = True) -> CheckReport:
 
 def check_issue(site, issue_path, *, spamassassin: bool = True):
     """Build the issue (as ``newsletter build`` does) and check it: ``(build_result, report)``."""
-    from ..build import build_issue
-
     result = build_issue(site, issue_path)
     return result, run_checks(site, result, spamassassin=spamassassin)
 
 
 def settings_for_folder(site_dir) -> CheckSettings:
     """The rules in force in a site folder; the shipped defaults where there is no site."""
-    from pathlib import Path
-
-    from ..config import CONFIG_NAME, Site
-
     if (Path(site_dir) / CONFIG_NAME).is_file():
         return load_settings(Site.load(site_dir))
     return default_settings()

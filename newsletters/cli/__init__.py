@@ -16,6 +16,7 @@ import click
 from .. import __version__
 from ..config import Site
 from ..errors import NewsletterError
+from ..scaffold import create_site
 
 
 class Context:
@@ -65,8 +66,6 @@ def cli(ctx: click.Context, site_dir: str) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 def init(directory: str) -> None:
     """Create a new site folder with newsletter.toml, .env.example, articles/ and issues/."""
-    from ..scaffold import create_site
-
     created = create_site(Path(directory))
     for path in created:
         click.echo(f"created {path}")

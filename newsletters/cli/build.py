@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from ..build import build_issue
+from ..checks import run_checks
+from ..checks.output import print_report
 from . import Context, cli, pass_ctx
 
 
@@ -27,10 +30,6 @@ from . import Context, cli, pass_ctx
 @pass_ctx
 def build(ctx: Context, issue: str, out_dir: str | None, checks: bool) -> None:
     """Render ISSUE (an issues/*.toml file) to email.html, email.txt, web.html and sample.eml."""
-    from ..build import build_issue
-    from ..checks import run_checks
-    from ..checks.output import print_report
-
     result = build_issue(ctx.site, issue, Path(out_dir) if out_dir else None)
     for path in result.paths.values():
         click.echo(f"wrote {path}")

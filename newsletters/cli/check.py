@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..checks import check_issue, settings_for_folder
+from ..checks.output import print_report, print_rules, report_json, rules_json
 from . import cli, pass_ctx
 
 
@@ -20,9 +22,6 @@ def check(ctx, issue: str | None, as_json: bool, list_rules: bool) -> None:
     UK sites the advertising rules on prescription-only medicines. Accept an error
     in the issue file with [[accept]] rule = "..." reason = "...".
     """
-    from ..checks import check_issue, settings_for_folder
-    from ..checks.output import print_report, print_rules, report_json, rules_json
-
     if list_rules:
         settings = settings_for_folder(ctx.site_dir)
         if as_json:

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from ..config import CONFIG_NAME
+from ..articles import read_sources
+from ..drafting import draft_issue
 from . import Context, cli, pass_ctx
 
 
@@ -27,8 +29,6 @@ def show(ctx: Context, sources: tuple[str, ...], as_json: bool) -> None:
     file, or an http(s) URL of any of these; FEED#ENTRY-LINK picks one feed entry.
     Inside a site folder, relative links are completed with the site's website.
     """
-    from ..articles import read_sources
-
     site = ctx.site if (ctx.site_dir / CONFIG_NAME).is_file() else None
     articles = read_sources(sources, site=site)
     for item in articles:
@@ -79,8 +79,6 @@ def new(ctx: Context, sources: tuple[str, ...], since, out: str | None) -> None:
     or a feed file or URL. The newest article goes in full, the others as
     excerpts. Never overwrites an existing file; prints the path it wrote.
     """
-    from ..drafting import draft_issue
-
     site = ctx.site
     chosen = list(sources) or ["articles"]
     path = draft_issue(site, chosen, since=since.date() if since else None, out=Path(out) if out else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..preview import serve_preview
 from . import Context, cli, pass_ctx
 
 
@@ -24,8 +25,6 @@ def preview(ctx: Context, issue: str, port: int) -> None:
     or a template rebuilds the issue and reloads the page; a mistake shows in the
     page until it is fixed. Stop with Ctrl-C.
     """
-    from ..preview import serve_preview
-
     server = serve_preview(ctx.site_dir, issue, port=port)
     click.echo(f"Previewing {server.issue_path} at {server.url}")
     click.echo("Saving the issue, an article, newsletter.toml or a template reloads the page. Ctrl-C stops.")

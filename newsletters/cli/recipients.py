@@ -10,14 +10,19 @@ from pathlib import Path
 
 import click
 
+from foundation.migrate import current_revision
+from recipients import open_store
+from recipients.export import records, write_csv, write_json
+from recipients.importer import ImportRejected, import_csv
+
+from ..web.confirmation import send_due_confirmations
+from ..web.serve import make_web_server
 from . import cli, pass_ctx
 
 STATUS_CHOICES = ("pending", "active", "unsubscribed", "bounced", "complained", "erased")
 
 
 def _store(ctx):
-    from recipients import open_store
-
     return open_store(ctx.site)
 
 
@@ -52,8 +57,6 @@ def import_(ctx, file: str, skip_invalid: bool) -> None:
 
     Example: newsletter recipients import subscribers.csv
     """
-    from recipients.importer import ImportRejected, import_csv
-
     path = _site_path(ctx, file)
     with _store(ctx) as store:
         try:
@@ -185,8 +188,6 @@ def export(ctx, fmt: str, email: str | None) -> None:
 
     Example: newsletter recipients export --format json --email jane@example.com > jane.json
     """
-    from recipients.export import records, write_csv, write_json
-
     with _store(ctx) as store:
         write = write_json if fmt == "json" else write_csv
         count = write(records(store, email), sys.stdout)
@@ -225,12 +226,26 @@ def stats(ctx) -> None:
         click.echo(f"{key + ':':<14}{counts[key]:>8}")
 
 
+@recipients.command("resend-confirmations")
+@pass_ctx
+def resend_confirmations(ctx) -> None:
+    """Send the confirmation e-mails still owed (the mail server was down when people signed up).
+
+    Exits 1 if any could not be sent; run it again later. Example: newsletter recipients resend-confirmations
+    """
+    with _store(ctx) as store:
+        sent, failed = send_due_confirmations(ctx.site, store)
+    for address, why in failed:
+        click.echo(f"  not sent  {address}: {why}", err=True)
+    click.echo(f"{sent} confirmation e-mail{'s' if sent != 1 else ''} sent, {len(failed)} still owed")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
 @recipients.command()
 @pass_ctx
 def migrate(ctx) -> None:
     """Bring the subscriber database to the newest schema (opening it does this too)."""
-    from recipients.migrate import current_revision
-
     with _store(ctx) as store:
         click.echo(f"database at revision {current_revision(store.engine)}")
 
@@ -244,10 +259,11 @@ def serve(ctx, host: str, port: int) -> None:
 
     Put it behind a TLS reverse proxy at PUBLIC_URL. Example: newsletter serve --port 8080
     """
-    from werkzeug.serving import run_simple
-
-    from recipients.web import create_app
-
-    app = create_app(ctx.site)
+    server = make_web_server(ctx.site, host, port)
     click.echo(f"serving {ctx.site.config.name} on http://{host}:{port}/ (public links use {ctx.site.public_url})")
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

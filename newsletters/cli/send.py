@@ -14,6 +14,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ..delivery import list_runs, open_ledger, prepare_send, send_test
+from ..delivery.report import resume_hints
 from ..errors import DeliveryError
 from . import Context, cli, pass_ctx
 
@@ -53,8 +55,6 @@ def send(
     ctx: Context, issue: str, yes: bool, test_to: tuple[str, ...], limit: int | None, new_run: bool, resend_unknown: bool
 ) -> None:
     """Send ISSUE to every eligible subscriber, exactly once; run it again to resume."""
-    from ..delivery import prepare_send, send_test
-
     console = _console()
     site = ctx.site
     if test_to:
@@ -154,8 +154,6 @@ def _execute(console: Console, plan):
 
 
 def _show_report(console: Console, report, issue: str) -> None:
-    from ..delivery.report import resume_hints
-
     summary = report.summary
     table = Table(title=f"Run #{report.run.id} of {escape(report.run.issue_slug)}: {report.status}", title_justify="left")
     table.add_column("outcome")
@@ -198,13 +196,9 @@ def _show_report(console: Console, report, issue: str) -> None:
 @pass_ctx
 def sends(ctx: Context, as_json: bool) -> None:
     """List send runs with their counts (sent, deferred, failed, skipped, unknown)."""
-    from recipients import open_store
-
-    from ..delivery import Ledger, list_runs
-
     site = ctx.site
-    with open_store(site) as store:
-        runs = list_runs(Ledger(store.engine), site.reports_dir)
+    with open_ledger(site) as ledger:
+        runs = list_runs(ledger, site.reports_dir)
     if as_json:
         click.echo(json.dumps([r.to_json() for r in runs], indent=2))
         return

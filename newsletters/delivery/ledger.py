@@ -23,73 +23,26 @@ skips or repeats people: listmonk #2070, #2313) and Mautic writes a stat row
 ``(run_id, subscriber_id)`` row and a conditional UPDATE claim it: only one
 worker, in one process, can move a row to ``sending``.
 
-Rows hold no address or name: the report joins ``subscribers``, so forgetting a
+Rows hold no address or name: the report asks the list for addresses, so forgetting a
 person (``Store.forget``) leaves nothing personal here.
 """
 
 from __future__ import annotations
 
 import secrets
-import threading
-from contextlib import nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
+from typing import Iterator, Sequence
 
 import sqlalchemy as sa
 
-from recipients.schema import UTCDateTime, metadata, subscribers, utcnow
-
-QUEUED, SENDING, SENT, DEFERRED, FAILED, BOUNCED, SKIPPED, UNKNOWN = (
-    "queued", "sending", "sent", "deferred", "failed", "bounced", "skipped", "unknown",
+from foundation.tables import (  # noqa: F401 - the states are re-exported for the rest of delivery
+    ABORTED, BOUNCED, DEFERRED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, SENDABLE, SENDING, SENT, SKIPPED,
+    STATES, UNKNOWN, deliveries, send_runs, utcnow,
 )
-STATES = (QUEUED, SENDING, SENT, DEFERRED, FAILED, BOUNCED, SKIPPED, UNKNOWN)
-# States from which a row may be claimed for (another) handover.
-SENDABLE = (QUEUED, DEFERRED, SKIPPED)
-
-RUNNING, INTERRUPTED, ABORTED, DONE = "running", "interrupted", "aborted", "done"
-
-send_runs = sa.Table(
-    "send_runs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("issue_slug", sa.String(100), nullable=False, index=True),
-    sa.Column("issue_path", sa.String(1000), nullable=False),
-    sa.Column("subject", sa.Text, nullable=False),
-    # Random per run: makes Message-IDs unguessable yet the same when a message is resent.
-    sa.Column("nonce", sa.String(32), nullable=False),
-    # Digest of the rendered issue, to tell the user when a resumed run's content changed.
-    sa.Column("content_digest", sa.String(64), nullable=False, server_default=""),
-    sa.Column("transport", sa.String(300), nullable=False, server_default=""),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("sessions", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.Column("finished_at", UTCDateTime, nullable=True),
-    sa.CheckConstraint("status IN ('running', 'interrupted', 'aborted', 'done')", name="status"),
-)
-
-deliveries = sa.Table(
-    "deliveries",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("send_runs.id"), nullable=False),
-    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("reply_code", sa.Integer, nullable=True),
-    sa.Column("reply_text", sa.String(500), nullable=True),
-    sa.Column("queued_at", UTCDateTime, nullable=False),
-    sa.Column("handed_at", UTCDateTime, nullable=True),  # last claim: the rate window counts these
-    sa.Column("done_at", UTCDateTime, nullable=True),
-    sa.UniqueConstraint("run_id", "subscriber_id", name="uq_deliveries_run_id_subscriber_id"),
-    sa.Index("ix_deliveries_run_id_state", "run_id", "state"),
-    sa.Index("ix_deliveries_handed_at", "handed_at"),
-    sa.CheckConstraint(
-        "state IN ('queued', 'sending', 'sent', 'deferred', 'failed', 'bounced', 'skipped', 'unknown')", name="state"
-    ),
-)
-
+from recipients import open_store
+from recipients.handover import Claim, Handover, Outcome  # noqa: F401 - Claim, Outcome: the ledger's vocabulary
 
 @dataclass(frozen=True)
 class Run:
@@ -105,16 +58,6 @@ class Run:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one handover ended as, to be written on the row it claimed."""
-
-    subscriber_id: int
-    state: str
-    code: int | None = None
-    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,14 +82,15 @@ class Ledger:
     On SQLite every connection from here runs with ``synchronous=NORMAL``: in WAL
     mode a commit then survives the death of the process (what a resume needs),
     only a power cut may lose the last few, and it costs no fsync per message.
+    The per-message claim and outcome are written through the list's
+    ``Handover`` (``writer``), which re-judges consent in the claim itself.
     """
 
-    def __init__(self, engine: sa.Engine):
-        self.engine = engine
-        self.sqlite = engine.dialect.name == "sqlite"
-        # SQLite has one writer at a time, and makes the others wait by sleeping (its busy
-        # handler naps for milliseconds). Our own threads queue on this lock instead.
-        self.write_lock = threading.Lock() if self.sqlite else nullcontext()
+    def __init__(self, handover: Handover):
+        self.handover = handover
+        self.engine = handover.engine
+        self.sqlite = handover.sqlite
+        self.write_lock = handover.write_lock
 
     def connect(self) -> sa.Connection:
         conn = self.engine.connect()
@@ -258,63 +202,9 @@ class Ledger:
         return existing
 
     # -- one message -------------------------------------------------------------------
-    _claim = (
-        deliveries.update()
-        .where(
-            deliveries.c.run_id == sa.bindparam("run"),
-            deliveries.c.subscriber_id == sa.bindparam("sub"),
-            deliveries.c.state.in_(sa.bindparam("from_states", expanding=True)),
-        )
-        .values(state=SENDING, attempts=deliveries.c.attempts + 1, handed_at=sa.bindparam("now"))
-    )
-    _resolve = (
-        deliveries.update()
-        .where(
-            deliveries.c.run_id == sa.bindparam("run"),
-            deliveries.c.subscriber_id == sa.bindparam("sub"),
-            deliveries.c.state == SENDING,
-        )
-        .values(
-            state=sa.bindparam("new_state"),
-            reply_code=sa.bindparam("code"),
-            reply_text=sa.bindparam("text"),
-            done_at=sa.bindparam("now"),
-        )
-    )
-
-    def record(
-        self,
-        conn: sa.Connection,
-        run_id: int,
-        outcome: Outcome | None,
-        claim: int | None = None,
-        claimable: Iterable[str] = SENDABLE,
-    ) -> bool:
-        """In one commit: write the previous message's outcome, and claim the next subscriber.
-
-        Returns whether the claim succeeded (False: another process or an earlier
-        session already holds or finished that row, so it must not be sent).
-        Doing both in one transaction halves the commits per message without
-        weakening the guarantee: each connection still has at most one row in
-        ``sending`` at any moment.
-        """
-        now = utcnow()
-        claimed = True
-        with self.write_lock, conn.begin():
-            if outcome is not None:
-                conn.execute(
-                    self._resolve,
-                    dict(run=run_id, sub=outcome.subscriber_id, new_state=outcome.state, code=outcome.code,
-                         text=outcome.text, now=now),
-                )
-            if claim is not None:
-                result = conn.execute(self._claim, dict(run=run_id, sub=claim, from_states=list(claimable), now=now))
-                claimed = result.rowcount == 1
-        return claimed
-
-    def writer(self, conn: sa.Connection) -> "HandoverWriter":
-        """What a worker records claims and outcomes with: the fast SQLite path, or Core statements."""
-        return SQLiteHandoverWriter(conn, self.write_lock) if self.sqlite else HandoverWriter(self, conn)
+    def writer(self, conn: sa.Connection):
+        """What a worker records claims and outcomes with (``Handover.writer``: the claim re-judges consent)."""
+        return self.handover.writer(conn)
 
     def release(self, conn: sa.Connection, run_id: int, subscriber_id: int, state: str = QUEUED) -> None:
         """Undo a claim whose message never left (the connection could not even be opened)."""
@@ -377,22 +267,22 @@ class Ledger:
             return conn.scalar(query)
 
     def unresolved(self, run_id: int) -> list[Unresolved]:
-        """Everyone in the run without an accepted message, with the last reply."""
+        """Everyone in the run without an accepted message, with the last reply (addresses from the list)."""
         query = (
             sa.select(
                 deliveries.c.subscriber_id,
-                subscribers.c.email,
                 deliveries.c.state,
                 deliveries.c.attempts,
                 deliveries.c.reply_code,
                 deliveries.c.reply_text,
             )
-            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
             .where(deliveries.c.run_id == run_id, deliveries.c.state != SENT)
             .order_by(deliveries.c.subscriber_id)
         )
         with self.engine.connect() as conn:
-            return [Unresolved(*row) for row in conn.execute(query)]
+            rows = conn.execute(query).all()
+        addresses = self.handover.addresses(row.subscriber_id for row in rows)
+        return [Unresolved(row[0], addresses.get(row[0]), *row[1:]) for row in rows]
 
     def handed_since(self, since: datetime, limit: int) -> list[datetime]:
         """When the most recent handovers happened (all runs), to seed the hourly limit."""
@@ -414,71 +304,11 @@ class Ledger:
             )
 
 
-class HandoverWriter:
-    """Claims and outcomes through SQLAlchemy Core: any database the store runs on."""
-
-    def __init__(self, ledger: Ledger, conn: sa.Connection):
-        self.ledger = ledger
-        self.conn = conn
-
-    def record(self, run_id: int, outcome: Outcome | None, claim: int | None = None, claimable=SENDABLE) -> bool:
-        return self.ledger.record(self.conn, run_id, outcome, claim, claimable)
-
-
-class SQLiteHandoverWriter:
-    """The same two statements on the raw sqlite3 connection: the per-message hot path.
-
-    Through SQLAlchemy a claim-and-record commit costs about 140 µs here, on the
-    bare driver about 55 µs, and at 2,000 messages a second that difference is
-    most of what separates a send from the raw SMTP limit. The statements
-    mirror ``Ledger._claim`` and ``Ledger._resolve``; times are stored in the
-    format SQLAlchemy's SQLite DateTime uses, so both paths read alike.
-    """
-
-    _RESOLVE = (
-        "UPDATE deliveries SET state = ?, reply_code = ?, reply_text = ?, done_at = ? "
-        "WHERE run_id = ? AND subscriber_id = ? AND state = 'sending'"
-    )
-    _CLAIM = (
-        "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, handed_at = ? "
-        "WHERE run_id = ? AND subscriber_id = ? AND state IN ({})"
-    )
-
-    def __init__(self, conn: sa.Connection, lock):
-        self.conn = conn
-        self.lock = lock
-        # The store's engine runs pysqlite with isolation_level=None: BEGIN and COMMIT are ours to issue.
-        self.db = conn.connection.dbapi_connection
-        self._claims: dict[tuple, str] = {}
-
-    def record(self, run_id: int, outcome: Outcome | None, claim: int | None = None, claimable=SENDABLE) -> bool:
-        now = utcnow().replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-        with self.lock:
-            return self._record(now, run_id, outcome, claim, claimable)
-
-    def _record(self, now, run_id, outcome, claim, claimable) -> bool:
-        cursor = self.db.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
-        try:
-            if outcome is not None:
-                cursor.execute(
-                    self._RESOLVE, (outcome.state, outcome.code, outcome.text, now, run_id, outcome.subscriber_id)
-                )
-            claimed = True
-            if claim is not None:
-                states = tuple(claimable)
-                sql = self._claims.get(states)
-                if sql is None:
-                    sql = self._claims[states] = self._CLAIM.format(", ".join("?" * len(states)))
-                cursor.execute(sql, (now, run_id, claim, *states))
-                claimed = cursor.rowcount == 1
-            cursor.execute("COMMIT")
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        finally:
-            cursor.close()
-        return claimed
+@contextmanager
+def open_ledger(site) -> Iterator[Ledger]:
+    """The site's ledger, on the site's store, closed afterwards (for reading runs: ``newsletter sends``)."""
+    with open_store(site) as store:
+        yield Ledger(Handover(store))
 
 
 def hour_ago() -> datetime:

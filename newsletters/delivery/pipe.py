@@ -8,8 +8,11 @@ but the per-subscriber ledger. Each worker, for each message:
 1. builds the message (no database, no network);
 2. waits for the shared rate limiter;
 3. commits, in one transaction, the previous message's outcome and the claim of
-   this one (``queued`` → ``sending``); a claim that loses (another process, an
-   earlier session) means: do not send;
+   this one (``queued`` → ``sending``), through the list's ``Handover``: the
+   claim succeeds only if the subscriber is eligible at that instant, so someone
+   who unsubscribed after their batch was read, or while waiting for a retry, is
+   marked ``skipped`` instead; a claim that loses (another process, an earlier
+   session) means: do not send either;
 4. hands the message over and keeps the outcome, to be committed with step 3 of
    the next message, or at once when the worker is about to wait.
 
@@ -34,11 +37,11 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 from ..errors import DeliveryError, NewsletterError
 from ..transport import Transport, is_canonical
-from .ledger import BOUNCED, DEFERRED, FAILED, SENT, SENDABLE, Ledger, Outcome
+from .ledger import BOUNCED, DEFERRED, FAILED, SENT, SENDABLE, SKIPPED, Claim, Ledger, Outcome
 from .rate import RateLimiter
 from .retry import RetryPolicy, judge
 
@@ -65,13 +68,7 @@ class SessionStats:
     @property
     def handled(self) -> int:
         c = self.counts
-        return c[SENT] + c[FAILED] + c[BOUNCED] + c["unknown"] + c["deferred"] + c["lost_claim"]
-
-
-def chunked(items: Iterable, size: int) -> Iterator[list]:
-    it = iter(items)
-    while batch := list(itertools.islice(it, size)):
-        yield batch
+        return c[SENT] + c[FAILED] + c[BOUNCED] + c[SKIPPED] + c["unknown"] + c["deferred"] + c["lost_claim"]
 
 
 class DeliveryPipe:
@@ -80,7 +77,7 @@ class DeliveryPipe:
         *,
         ledger: Ledger,
         run_id: int,
-        recipients: Iterable,
+        batches: Iterator[list],
         compose: Callable[[object], bytes],
         sender: str,
         transport_factory: Callable[[], Transport],
@@ -90,12 +87,10 @@ class DeliveryPipe:
         claimable: tuple[str, ...] = SENDABLE,
         limit: int | None = None,
         on_bounce: Callable[[int, str], None] | None = None,
-        batch_size: int = 1000,
         canonical: bool = False,
     ):
         self.ledger = ledger
         self.run_id = run_id
-        self.recipients = recipients
         self.compose = compose
         self.sender = sender
         self.transport_factory = transport_factory
@@ -105,7 +100,6 @@ class DeliveryPipe:
         self.claimable = claimable
         self.limit = limit
         self.on_bounce = on_bounce
-        self.batch_size = batch_size
         # compose() vouches for CRLF-only output (MessageFactory's is, by construction); each
         # worker still checks its first message, and one failure withdraws the promise.
         self.canonical = canonical
@@ -114,7 +108,7 @@ class DeliveryPipe:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._source_lock = threading.Lock()
-        self._source = iter(chunked(self.recipients, self.batch_size))
+        self._source = batches
         self._buffer: collections.deque[Work] = collections.deque()
         self._source_done = False
         self._heap: list[tuple[float, int, Work]] = []
@@ -261,9 +255,9 @@ class DeliveryPipe:
             message = self.compose(recipient)
         except NewsletterError as exc:
             # Refused before sending (e.g. a name holding a header injection): claim and fail it at once.
-            claimed = writer.record(self.run_id, pending[0], claim=sid, claimable=self.claimable)
-            pending[0] = Outcome(sid, FAILED, None, f"not sent: {exc.message}"[:500]) if claimed else None
-            self._count(FAILED if claimed else "lost_claim")
+            claim = writer.record(self.run_id, pending[0], claim=sid, claimable=self.claimable)
+            pending[0] = Outcome(sid, FAILED, None, f"not sent: {exc.message}"[:500]) if claim else None
+            self._count(FAILED if claim else _not_claimed(claim))
             self._done(work)
             return
         if self.limiter.limited:
@@ -272,10 +266,10 @@ class DeliveryPipe:
             if not self.limiter.acquire(self._stop):
                 self._done(work)
                 return
-        claimed = writer.record(self.run_id, pending[0], claim=sid, claimable=self.claimable)
+        claim = writer.record(self.run_id, pending[0], claim=sid, claimable=self.claimable)
         pending[0] = None
-        if not claimed:
-            self._count("lost_claim")
+        if not claim:  # no longer eligible (now marked skipped), or someone else's
+            self._count(_not_claimed(claim))
             self._done(work)
             return
         work.tries += 1
@@ -329,6 +323,10 @@ class DeliveryPipe:
         pending[0] = Outcome(sid, SENT, reply.code, _without_address(reply.text, recipient.email)[:500])
         self._count(SENT)
         self._done(work)
+
+
+def _not_claimed(claim: Claim) -> str:
+    return SKIPPED if claim is Claim.SKIPPED else "lost_claim"
 
 
 def _without_address(text: str, address: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from ..build import write_atomically
 from .ledger import BOUNCED, DEFERRED, FAILED, QUEUED, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Run
 from .pipe import SessionStats
 
@@ -139,8 +140,6 @@ def report_path(reports_dir: Path, run: Run) -> Path:
 
 def write_report(reports_dir: Path, report: SendReport) -> Path:
     """Write the report atomically (a reader never sees half a file); one file per run, rewritten each session."""
-    from ..build import write_atomically  # not at import time: `newsletter sends` never writes and needs no renderer
-
     path = report_path(reports_dir, report.run)
     text = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
     write_atomically({path: text.encode("utf-8")})

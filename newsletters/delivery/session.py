@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from recipients import open_store
+from recipients.handover import Handover
+from recipients.tokens import unsubscribe_url_maker
+
+from ..build import build_issue
+from ..checks import run_checks as check_build
 from ..errors import DeliveryError
+from ..personalize import SAMPLE_RECIPIENT, MessageFactory, check_address
+from ..render import FIRST_NAME
 from ..transport import open_transport, smtp_settings
 from .dkim import DKIMSigner
 from .ledger import ABORTED, DONE, INTERRUPTED, SENDABLE, UNKNOWN, Ledger, Run, hour_ago
@@ -88,7 +96,7 @@ def _full_name(recipient) -> str:
 class SendPlan:
     site: object
     build: object  # newsletters.build.BuildResult
-    store: object  # recipients.Store
+    handover: Handover  # the list, as delivery sees it
     ledger: Ledger
     settings: DeliverySettings
     transport_description: str
@@ -107,8 +115,6 @@ class SendPlan:
     @property
     def subject(self) -> str:
         """The subject as the issue file wrote it ({first_name} rather than the internal placeholder)."""
-        from ..render import FIRST_NAME
-
         return self.build.rendered.subject.replace(FIRST_NAME, "{first_name}")
 
     @property
@@ -127,7 +133,7 @@ class SendPlan:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
-        self.store.close()
+        self.handover.store.close()
 
     def __enter__(self) -> "SendPlan":
         return self
@@ -143,10 +149,6 @@ class SendPlan:
         handle_signals: bool = True,
         transport_factory: Callable[[], object] | None = None,
     ) -> SendReport:
-        from recipients.tokens import unsubscribe_url_maker
-
-        from ..personalize import MessageFactory
-
         site, issue = self.site, self.issue
         run = self.run or self.ledger.create_run(
             issue_slug=issue.slug,
@@ -172,7 +174,7 @@ class SendPlan:
             return signer.sign(message) if signer else message
 
         def bounce(subscriber_id: int, detail: str) -> None:
-            self.store.record_bounce(subscriber_id, f"issue {issue.slug} (send run {run.id}): {detail}")
+            self.handover.record_bounce(subscriber_id, f"issue {issue.slug} (send run {run.id}): {detail}")
 
         s = self.settings
         limiter = RateLimiter.with_history(
@@ -186,7 +188,7 @@ class SendPlan:
         pipe = DeliveryPipe(
             ledger=self.ledger,
             run_id=run.id,
-            recipients=self.store.eligible(batch_size=batch),
+            batches=self.handover.batches(batch),
             compose=compose,
             sender=site.config.sender_address,
             transport_factory=transport_factory or (lambda: open_transport(site)),
@@ -196,7 +198,6 @@ class SendPlan:
             claimable=self.claimable,
             limit=self.limit,
             on_bounce=bounce,
-            batch_size=batch,
             canonical=True,  # MessageFactory writes CRLF only; DKIM signing keeps it so
         )
         with _graceful_stop(pipe, enabled=handle_signals):
@@ -207,7 +208,7 @@ class SendPlan:
         elif stats.stopped or stats.limited or not stats.pass_complete:
             status = INTERRUPTED
         else:
-            skipped = self.ledger.skip_ineligible(run.id, self.store.eligible_query())
+            skipped = self.ledger.skip_ineligible(run.id, self.handover.eligible_ids())
             status = DONE
         self.ledger.finish_session(run.id, status)
         report = build_report(
@@ -259,18 +260,12 @@ def prepare_send(
     run_checks: bool = True,
 ) -> SendPlan:
     """Build and check the issue, open the store, pick the run; hold the send lock until ``close()``."""
-    from recipients import open_store
-
-    from ..build import build_issue
-
     if limit is not None and limit < 1:
         raise DeliveryError(f"--limit must be at least 1, not {limit}")
     build = build_issue(site, issue_path)
     checks = None
     if run_checks:
-        from ..checks import run_checks as check
-
-        checks = check(site, build)
+        checks = check_build(site, build)
         checks.raise_if_blocking(str(build.issue.path))
     outbox = smtp_settings(site) is None
     settings = DeliverySettings.from_site(site, outbox=outbox)
@@ -286,17 +281,18 @@ def prepare_send(
     store = None
     try:
         store = open_store(site)
-        ledger = Ledger(store.engine)
+        handover = Handover(store)
+        ledger = Ledger(handover)
         run = None if new_run else ledger.latest_run(build.issue.slug)
-        eligible = store.count_eligible()
-        to_send = ledger.count_waiting(run.id, store.eligible_query(), claimable_states(resend_unknown)) if run else eligible
+        eligible = handover.count_eligible()
+        to_send = ledger.count_waiting(run.id, handover.eligible_ids(), claimable_states(resend_unknown)) if run else eligible
         if limit is not None:
             to_send = min(to_send, limit)
         previously = ledger.count_sent(build.issue.slug) if new_run else 0
         return SendPlan(
             site=site,
             build=build,
-            store=store,
+            handover=handover,
             ledger=ledger,
             settings=settings,
             transport_description=description,
@@ -333,9 +329,6 @@ def send_test(site, issue_path, addresses: list[str], *, transport_factory=None)
     can go to a colleague who is not subscribed (listmonk only allows existing
     subscribers, #774). Returns ``(build, results, transport description)``.
     """
-    from ..build import build_issue
-    from ..personalize import SAMPLE_RECIPIENT, MessageFactory, check_address
-
     if not addresses:
         raise DeliveryError("no test address given")
     for address in addresses:

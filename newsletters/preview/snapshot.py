@@ -19,8 +19,12 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..build import build_issue
+from ..checks import run_checks
 from ..config import Site
 from ..errors import NewsletterError
+from ..personalize import SAMPLE_RECIPIENT
+from ..render import FIRST_NAME
 from .markers import mark_finding_lines
 
 # Titles staff read above an error; the class says which file to look at.
@@ -153,8 +157,6 @@ def read_sample_message(eml: bytes) -> tuple[str, str, list[tuple[str, str]]]:
 
 def _findings(site: Site, result) -> tuple[list[FindingView] | None, str]:
     """The findings (None when the checks did not run) and a note on how they were run."""
-    from ..checks import run_checks  # late: the page of a broken install still shows
-
     try:
         report = run_checks(site, result, spamassassin=False)
     except NewsletterError as exc:
@@ -194,8 +196,6 @@ class PreviewBuilder:
     def build(self) -> Snapshot:
         started = time.perf_counter()
         try:
-            from ..build import build_issue  # late, inside the try: even a broken install shows as a page
-
             site = Site.load(self.site_root)
             with tempfile.TemporaryDirectory(prefix="newsletter-preview-") as out_dir:
                 result = build_issue(site, self.issue_path, out_dir=Path(out_dir))
@@ -240,9 +240,6 @@ class PreviewBuilder:
 
 def _as_sample(text: str) -> str:
     """The preheader as the sample recipient reads it ({first_name} may be in it)."""
-    from ..personalize import SAMPLE_RECIPIENT
-    from ..render import FIRST_NAME
-
     return text.replace(FIRST_NAME, SAMPLE_RECIPIENT[2])
 
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import templates  # the top-level package of default templates
+
+from ..articles import is_url, split_selector
+from ..articles.sources import resolve_path
 from ..config import CONFIG_NAME
 from ..errors import IssueFileError
 from ..issues import load_issue
@@ -16,10 +20,8 @@ from ..issues import load_issue
 def package_templates_dir() -> Path | None:
     """The default templates shipped with the package (a site may override them)."""
     try:
-        import templates  # the top-level package of default templates
-
         return Path(templates.__file__).resolve().parent
-    except (ImportError, TypeError):
+    except TypeError:  # a namespace package without __file__
         return None
 
 
@@ -39,9 +41,6 @@ def watched_paths(site_root: Path, issue_path: Path) -> list[Path]:
     except (IssueFileError, OSError):
         issue = None
     if issue is not None:
-        from ..articles import is_url, split_selector
-        from ..articles.sources import resolve_path
-
         for entry in issue.articles:
             location, _entry = split_selector(entry.source, site_root)  # "news.xml#<entry URL>" is news.xml
             if not location or is_url(location):

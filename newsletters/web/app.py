@@ -26,21 +26,19 @@ from flask import Flask, abort, render_template, request, send_from_directory
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from newsletters.errors import TokenError, TransportError
-
-from . import open_store
-from .addresses import InvalidAddress, name_problem, normalize_email
-from .confirmation import send_confirmation
-from .store import Store
-from .tokens import (
+from recipients import Store, open_store
+from recipients.addresses import InvalidAddress, name_problem, normalize_email
+from recipients.tokens import (
     clean_token,
-    confirm_url,
     form_token_ok,
     make_form_token,
     read_confirm_token,
     read_unsubscribe_token,
     secret_key,
 )
+
+from ..errors import TokenError, TransportError
+from .confirmation import send_confirmation
 
 AGE_TEXT = "I confirm that I am 18 or over."
 HONEYPOT = "website"
@@ -105,8 +103,9 @@ def create_app(site, *, store: Store | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        # Every page, the archive's built issues included: they hold article HTML from the blog.
+        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
         if not request.path.startswith("/issues/"):
-            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
@@ -183,25 +182,26 @@ def create_app(site, *, store: Store | None = None) -> Flask:
         if errors:
             return subscribe_form(errors, values, 400)
 
-        def mail(public_id: str, address: str, first_name: str) -> None:
-            send_confirmation(site, address, first_name, confirm_url(site, public_id))
-
-        try:
-            store.subscribe(
-                email,
-                values["first_name"],
-                source=form_url,
-                consent_text=f"{consent_text}\n{AGE_TEXT}",
-                send_confirmation=mail,
-                **client(),
-            )
-        except TransportError:
-            app.logger.exception("cannot send a confirmation e-mail")
-            return page(
-                "We could not send the e-mail",
-                ["Our mail server did not answer. Nothing has been saved; please try again in a few minutes."],
-                503,
-            )
+        signup = store.subscribe(
+            email,
+            values["first_name"],
+            source=form_url,
+            consent_text=f"{consent_text}\n{AGE_TEXT}",
+            **client(),
+        )
+        if signup.confirmation is not None:  # committed; now, outside any transaction, the mail
+            try:
+                send_confirmation(site, store, signup.confirmation)
+            except TransportError:
+                app.logger.exception("cannot send a confirmation e-mail yet")
+                return page(
+                    "We could not send the e-mail yet",
+                    ["Your sign-up is saved, but our mail server did not answer, so the e-mail with the link to "
+                     "confirm could not be sent yet. We will send it as soon as we can; you can also sign up "
+                     "again in a few minutes to have it sent now.",
+                     "Nothing will be sent to you until you open that link."],
+                    503,
+                )
         return check_inbox
 
     # Opening the link confirms (GET, as the person expects from "click to confirm"); a HEAD
@@ -211,12 +211,12 @@ def create_app(site, *, store: Store | None = None) -> Flask:
     def confirm(token: str):
         token = clean_token(token)
         try:
-            public_id, _issued = read_confirm_token(key, token)
+            public_id, nonce, _issued = read_confirm_token(key, token)
         except TokenError as exc:
             return bad_link(exc, "confirm")
         if request.method == "HEAD":
             return render_template("confirm.html", action=f"/confirm/{token}")
-        outcome = store.confirm(public_id, **client())
+        outcome = store.confirm(public_id, nonce, **client())
         if outcome == "invalid":
             return bad_link(TokenError("this confirmation link is no longer valid"), "confirm")
         return page("You are subscribed", [f"Thank you. {site.config.name}'s newsletter will reach you once a month.",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from newsletters.errors import ConfigError
+from foundation.errors import ConfigError
 
 
 def _sqlite_setup(engine: sa.Engine) -> None:

@@ -4,7 +4,7 @@ Revision ID: 0001_baseline
 Revises:
 Create Date: 2026-11-23
 
-Spelled out here rather than taken from ``recipients.schema`` so that this
+Spelled out here rather than taken from ``foundation.tables`` so that this
 revision keeps creating exactly the baseline however the schema grows later.
 """
 

@@ -12,9 +12,11 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from html import escape
 
-from newsletters.transport import open_transport
+from recipients import ConfirmationDue, Store
+from recipients.tokens import CONFIRM_MAX_AGE, confirm_url
 
-from .tokens import CONFIRM_MAX_AGE
+from ..errors import TransportError
+from ..transport import open_transport
 
 
 def build_confirmation(site, address: str, first_name: str, link: str) -> EmailMessage:
@@ -56,11 +58,30 @@ and will hear nothing more from us.</p>
     return message
 
 
-def send_confirmation(site, address: str, first_name: str, link: str) -> None:
-    """Send it now; a TransportError propagates so the sign-up is not recorded without its mail."""
-    message = build_confirmation(site, address, first_name, link)
+def send_confirmation(site, store: Store, due: ConfirmationDue) -> None:
+    """Send one owed confirmation mail, then tell the store it went out.
+
+    Called after the sign-up committed, never inside a transaction: a slow or
+    stalled mail server holds no database lock. A TransportError propagates and
+    the mail stays owed (``confirmations_due``).
+    """
+    link = confirm_url(site, due.public_id, due.nonce)
+    message = build_confirmation(site, due.email, due.first_name, link)
     transport = open_transport(site)
     try:
-        transport.send(site.config.sender_address, [address], message.as_bytes())
+        transport.send(site.config.sender_address, [due.email], message.as_bytes())
     finally:
         transport.close()
+    store.confirmation_sent(due)
+
+
+def send_due_confirmations(site, store: Store) -> tuple[int, list[tuple[str, str]]]:
+    """Send every confirmation mail still owed; returns (sent, [(address, why not)])."""
+    sent, failed = 0, []
+    for due in store.confirmations_due():
+        try:
+            send_confirmation(site, store, due)
+            sent += 1
+        except TransportError as exc:
+            failed.append((due.email, exc.message))
+    return sent, failed

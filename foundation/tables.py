@@ -1,10 +1,15 @@
-"""The subscriber store's tables, in one place that every part of the program imports.
+"""Every table of the site's database, in the one place both the list and the pipeline import.
+
+The subscriber list (``recipients``) owns the subscriber, consent and
+suppression tables; the pipeline's delivery ledger owns ``send_runs`` and
+``deliveries``. Both are defined here, below both packages, because the moment
+of handover joins them: a delivery row is claimed only while its subscriber is
+eligible, in one statement (``recipients.handover``).
 
 SQLAlchemy Core (no ORM) so the same statements run on SQLite and PostgreSQL.
-Other packages (the delivery ledger) add their own ``Table`` objects to
-``metadata`` and their own Alembic revision chained on ``0001_baseline``; the
-migrations, not ``metadata.create_all``, are what create a database, so a
-change here needs a new revision in ``recipients/migrations/versions/``.
+The migrations (``foundation/migrations/versions/``), not
+``metadata.create_all``, are what create a database, so a change here needs a
+new revision there.
 
 The consent ledger (``consent_events``) is append-only: rows are inserted and
 never updated or deleted, with one exception, ``forget``, which blanks the
@@ -95,6 +100,10 @@ subscribers = sa.Table(
     sa.Column("attributes", sa.JSON, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Drawn anew at each sign-up, cleared on leaving: a confirm link only works for its own sign-up.
+    sa.Column("confirm_nonce", sa.String(32), nullable=True),
+    # When the confirmation mail of the current sign-up was handed over; NULL while it is owed.
+    sa.Column("confirm_mailed_at", UTCDateTime, nullable=True),
     sa.CheckConstraint(
         "status IN ('pending', 'active', 'unsubscribed', 'bounced', 'complained', 'erased')", name="status"
     ),
@@ -138,4 +147,57 @@ store_meta = sa.Table(
     metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(200), nullable=False),
+)
+
+
+# -- the delivery ledger: one row per (send run, subscriber) ------------------------
+# States of a delivery row; what each means is told in ``newsletters.delivery.ledger``.
+QUEUED, SENDING, SENT, DEFERRED, FAILED, BOUNCED, SKIPPED, UNKNOWN = (
+    "queued", "sending", "sent", "deferred", "failed", "bounced", "skipped", "unknown",
+)
+STATES = (QUEUED, SENDING, SENT, DEFERRED, FAILED, BOUNCED, SKIPPED, UNKNOWN)
+# States from which a row may be claimed for (another) handover.
+SENDABLE = (QUEUED, DEFERRED, SKIPPED)
+
+RUNNING, INTERRUPTED, ABORTED, DONE = "running", "interrupted", "aborted", "done"
+
+send_runs = sa.Table(
+    "send_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("issue_slug", sa.String(100), nullable=False, index=True),
+    sa.Column("issue_path", sa.String(1000), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    # Random per run: makes Message-IDs unguessable yet the same when a message is resent.
+    sa.Column("nonce", sa.String(32), nullable=False),
+    # Digest of the rendered issue, to tell the user when a resumed run's content changed.
+    sa.Column("content_digest", sa.String(64), nullable=False, server_default=""),
+    sa.Column("transport", sa.String(300), nullable=False, server_default=""),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("sessions", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint("status IN ('running', 'interrupted', 'aborted', 'done')", name="status"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("send_runs.id"), nullable=False),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reply_code", sa.Integer, nullable=True),
+    sa.Column("reply_text", sa.String(500), nullable=True),
+    sa.Column("queued_at", UTCDateTime, nullable=False),
+    sa.Column("handed_at", UTCDateTime, nullable=True),  # last claim: the rate window counts these
+    sa.Column("done_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("run_id", "subscriber_id", name="uq_deliveries_run_id_subscriber_id"),
+    sa.Index("ix_deliveries_run_id_state", "run_id", "state"),
+    sa.Index("ix_deliveries_handed_at", "handed_at"),
+    sa.CheckConstraint(
+        "state IN ('queued', 'sending', 'sent', 'deferred', 'failed', 'bounced', 'skipped', 'unknown')", name="state"
+    ),
 )

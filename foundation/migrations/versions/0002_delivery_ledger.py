@@ -5,7 +5,7 @@ Revises: 0001_baseline
 Create Date: 2026-11-23
 
 Owned by ``newsletters.delivery.ledger`` (which defines the same tables on
-``recipients.schema.metadata``); spelled out here so this revision keeps
+``foundation.tables.metadata``); spelled out here so this revision keeps
 creating exactly these tables however the code grows later.
 """
 

@@ -1,4 +1,4 @@
-"""Alembic environment: run programmatically by ``recipients.migrate`` on an open connection.
+"""Alembic environment: run programmatically by ``foundation.migrate`` on an open connection.
 
 The store hands its connection in ``config.attributes["connection"]`` so the
 upgrade runs on the same engine (and the same SQLite pragmas) as everything else.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from alembic import context
 
-from recipients.schema import metadata
+from foundation.tables import metadata
 
 config = context.config
 connection = config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only `alembic` run by hand gets here
-    raise RuntimeError("run migrations through recipients.migrate.upgrade(engine)")
+    raise RuntimeError("run migrations through foundation.migrate.upgrade(engine)")
 
 context.configure(
     connection=connection,

@@ -1,0 +1,250 @@
+"""The list's interface to delivery: who may be mailed, and the claim that re-judges it at handover.
+
+Delivery (``newsletters.delivery``) uses this and nothing else of the list, and
+nothing but delivery uses it. It offers four things:
+
+* ``batches`` streams the eligible subscribers a batch at a time;
+* ``HandoverWriter.record`` claims one subscriber's delivery row for handover
+  *only if that subscriber is eligible at that instant*, by the same rule as
+  ``Store.eligible_query`` (the rule is written once, there, and embedded
+  here in the claim's own statement), and in the same transaction writes the
+  outcome of the previous message;
+* a claim that fails because the person left since their batch was read marks
+  the row ``skipped``, so an unsubscribe counts at once for read-ahead batches
+  and retries alike;
+* ``record_bounce`` and ``record_complaint`` for what the server said.
+
+A message whose claim committed before an unsubscribe committed is still
+handed over: at most one per connection, within the milliseconds between the
+claim and the end of its SMTP transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import nullcontext
+from dataclasses import dataclass
+from enum import Enum
+from typing import Iterable, Iterator
+
+import sqlalchemy as sa
+
+from foundation.tables import SENDABLE, SENDING, SKIPPED, deliveries, subscribers, utcnow
+
+from .store import Recipient, Store
+
+SKIPPED_TEXT = "no longer eligible when their turn came (unsubscribed, bounced, complained or removed)"
+
+
+class Claim(Enum):
+    """How a claim ended: hand the message over, or not (and why not)."""
+
+    CLAIMED = "claimed"
+    SKIPPED = "skipped"  # the subscriber is no longer eligible; the row now says so
+    LOST = "lost"  # another process or an earlier session holds or finished the row
+
+    def __bool__(self) -> bool:
+        return self is Claim.CLAIMED
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one handover ended as, to be written on the row it claimed."""
+
+    subscriber_id: int
+    state: str
+    code: int | None = None
+    text: str | None = None
+
+
+class Handover:
+    """Delivery's view of one store: eligible batches, claims that re-judge consent, bounces."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.engine = store.engine
+        self.sqlite = self.engine.dialect.name == "sqlite"
+        # SQLite has one writer at a time, and makes the others wait by sleeping (its busy
+        # handler naps for milliseconds). Our own threads queue on this lock instead.
+        self.write_lock = threading.Lock() if self.sqlite else nullcontext()
+        # The subscriber of the delivery row being claimed is eligible right now.
+        self._eligible_now = (
+            store.eligible_query().where(subscribers.c.id == deliveries.c.subscriber_id).exists()
+        )
+
+    # -- reading -------------------------------------------------------------------------
+    def batches(self, batch_size: int) -> Iterator[list[Recipient]]:
+        """The eligible subscribers, ``batch_size`` at a time, each batch read when it is needed."""
+        batch: list[Recipient] = []
+        for recipient in self.store.eligible(batch_size=batch_size):
+            batch.append(recipient)
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def eligible_ids(self) -> sa.Select:
+        """The eligibility rule as a query of ids, for counting what a run still owes."""
+        return self.store.eligible_query()
+
+    def count_eligible(self) -> int:
+        return self.store.count_eligible()
+
+    def addresses(self, subscriber_ids: Iterable[int]) -> dict[int, str | None]:
+        """Current addresses for a report (None once a person was forgotten)."""
+        ids = list(subscriber_ids)
+        found: dict[int, str | None] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                query = sa.select(subscribers.c.id, subscribers.c.email).where(subscribers.c.id.in_(chunk))
+                found.update(dict(conn.execute(query).all()))
+        return found
+
+    # -- what the server said ----------------------------------------------------------------
+    def record_bounce(self, subscriber_id: int, detail: str) -> bool:
+        return self.store.record_bounce(subscriber_id, detail)
+
+    def record_complaint(self, subscriber_id: int, detail: str) -> bool:
+        return self.store.record_complaint(subscriber_id, detail)
+
+    # -- claims --------------------------------------------------------------------------
+    def claim_statements(self, run, sub, now, states: tuple[str, ...]) -> tuple[sa.Update, sa.Update]:
+        """The claim, and the skip that follows a claim refused for eligibility, as Core statements.
+
+        ``run``, ``sub`` and ``now`` are SQL expressions (bind parameters, or
+        ``?`` for the raw SQLite path), so both paths run the very same SQL.
+        """
+        row = [deliveries.c.run_id == run, deliveries.c.subscriber_id == sub, deliveries.c.state.in_(states)]
+        claim = (
+            deliveries.update()
+            .where(*row, self._eligible_now)
+            .values(state=SENDING, attempts=deliveries.c.attempts + 1, handed_at=now)
+        )
+        skip = (
+            deliveries.update()
+            .where(*row, ~self._eligible_now)
+            .values(state=SKIPPED, reply_text=SKIPPED_TEXT, done_at=now)
+        )
+        return claim, skip
+
+    def writer(self, conn: sa.Connection) -> "HandoverWriter":
+        """What one worker records claims and outcomes with, on its own connection."""
+        return SQLiteHandoverWriter(self, conn) if self.sqlite else HandoverWriter(self, conn)
+
+
+_RESOLVE = (
+    deliveries.update()
+    .where(
+        deliveries.c.run_id == sa.bindparam("run"),
+        deliveries.c.subscriber_id == sa.bindparam("sub"),
+        deliveries.c.state == SENDING,
+    )
+    .values(
+        state=sa.bindparam("new_state"),
+        reply_code=sa.bindparam("code"),
+        reply_text=sa.bindparam("text"),
+        done_at=sa.bindparam("now"),
+    )
+)
+
+
+class HandoverWriter:
+    """Claims and outcomes through SQLAlchemy Core: any database the store runs on."""
+
+    def __init__(self, handover: Handover, conn: sa.Connection):
+        self.handover = handover
+        self.conn = conn
+        self._statements: dict[tuple, tuple] = {}
+
+    def _claims(self, states: tuple[str, ...]):
+        found = self._statements.get(states)
+        if found is None:
+            params = (sa.bindparam("run"), sa.bindparam("sub"), sa.bindparam("now"))
+            found = self._statements[states] = self.handover.claim_statements(*params, states)
+        return found
+
+    def record(self, run_id: int, outcome: Outcome | None, claim: int | None = None, claimable=SENDABLE) -> Claim:
+        """In one commit: write the previous message's outcome, and claim the next subscriber.
+
+        Doing both in one transaction halves the commits per message without
+        weakening the guarantee: each connection still has at most one row in
+        ``sending`` at any moment.
+        """
+        now = utcnow()
+        result = Claim.CLAIMED
+        with self.handover.write_lock, self.conn.begin():
+            if outcome is not None:
+                self.conn.execute(_RESOLVE, dict(run=run_id, sub=outcome.subscriber_id, new_state=outcome.state,
+                                                 code=outcome.code, text=outcome.text, now=now))
+            if claim is not None:
+                claim_sql, skip_sql = self._claims(tuple(claimable))
+                params = dict(run=run_id, sub=claim, now=now)
+                if self.conn.execute(claim_sql, params).rowcount != 1:
+                    result = Claim.SKIPPED if self.conn.execute(skip_sql, params).rowcount == 1 else Claim.LOST
+        return result
+
+
+class SQLiteHandoverWriter:
+    """The same statements on the raw sqlite3 connection: the per-message hot path.
+
+    Through SQLAlchemy a claim-and-record commit costs about 140 µs here, on the
+    bare driver about 55 µs, and at 2,000 messages a second that difference is
+    most of what separates a send from the raw SMTP limit. The SQL is compiled
+    once from ``Handover.claim_statements`` (so the eligibility rule is the
+    store's, not a copy); times are stored in the format SQLAlchemy's SQLite
+    DateTime uses, so both paths read alike.
+    """
+
+    _RESOLVE = (
+        "UPDATE deliveries SET state = ?, reply_code = ?, reply_text = ?, done_at = ? "
+        "WHERE run_id = ? AND subscriber_id = ? AND state = 'sending'"
+    )
+
+    def __init__(self, handover: Handover, conn: sa.Connection):
+        self.handover = handover
+        self.conn = conn
+        # The store's engine runs pysqlite with isolation_level=None: BEGIN and COMMIT are ours to issue.
+        self.db = conn.connection.dbapi_connection
+        self._claims: dict[tuple, tuple[str, str]] = {}
+
+    def _sql(self, states: tuple[str, ...]) -> tuple[str, str]:
+        found = self._claims.get(states)
+        if found is None:
+            q = sa.literal_column("?")
+            dialect = self.handover.engine.dialect
+            found = self._claims[states] = tuple(
+                str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+                for statement in self.handover.claim_statements(q, q, q, states)
+            )
+        return found
+
+    def record(self, run_id: int, outcome: Outcome | None, claim: int | None = None, claimable=SENDABLE) -> Claim:
+        now = utcnow().replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+        with self.handover.write_lock:
+            return self._record(now, run_id, outcome, claim, tuple(claimable))
+
+    def _record(self, now, run_id, outcome, claim, claimable) -> Claim:
+        cursor = self.db.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            if outcome is not None:
+                cursor.execute(
+                    self._RESOLVE, (outcome.state, outcome.code, outcome.text, now, run_id, outcome.subscriber_id)
+                )
+            result = Claim.CLAIMED
+            if claim is not None:
+                claim_sql, skip_sql = self._sql(claimable)
+                # Both statements take SET's time first, then the run and the subscriber.
+                cursor.execute(claim_sql, (now, run_id, claim))
+                if cursor.rowcount != 1:
+                    cursor.execute(skip_sql, (now, run_id, claim))
+                    result = Claim.SKIPPED if cursor.rowcount == 1 else Claim.LOST
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+        return result
