@@ -7,10 +7,15 @@ the encoding once: the text and HTML parts are split at the placeholder
 tokens, every static stretch is quoted-printable encoded once, and a message is
 just those stretches joined with the few encoded values between them.
 
-The trick that makes the joins safe: each value sits between two QP soft line
-breaks (``=\\r\\n``), which decoders drop, so the value starts on a fresh line
-whatever came before it, no encoded line grows past 76 characters, and no
-``=XX`` escape is ever split. The multipart boundary starts with ``=_``, which
+The quoted-printable itself is the standard library's (``email.quoprimime``,
+what ``EmailMessage`` uses), asked for lines of at most 75 characters with
+CRLF line ends, so that the one ``=`` of a soft break added at a seam keeps
+every line within RFC 2045's 76. The trick that makes the joins safe: each
+value sits between two QP soft line breaks (``=\\r\\n``), which decoders drop,
+so the value starts on a fresh line whatever came before it and no ``=XX``
+escape is ever split. A line holding only ``.`` is written ``=2E``: the SMTP
+client stuffs it, but a message kept in the outbox or handed to a pipe must not
+depend on that. The multipart boundary starts with ``=_``, which
 quoted-printable output can never contain.
 
 Header values that come from data (names, subject, site name) are refused when
@@ -26,6 +31,7 @@ import html as html_lib
 import os
 import re
 import time
+from email import quoprimime
 from email.header import Header
 
 from .config import Site
@@ -42,50 +48,54 @@ SAMPLE_RECIPIENT = ("Sam Sample", "sam@example.com", "Sam")
 # Control characters (NEL and the Unicode line separators too: str.splitlines
 # breaks on them) and encoded-words are what turn data into extra headers.
 _UNSAFE_HEADER_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]|=\?.*\?=", re.S)
+# Every pattern ends in \Z, not $: $ also matches before a final newline, which would let
+# "https://x/u\n" through into a header as a bare LF.
 _ADDRESS_RE = re.compile(
     r"^(?!\.)(?!.*\.\.)[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}(?<!\.)@"
-    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\Z"
 )
-_ATOM_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ .-]*$")  # a display name that needs no quoting
-_URL_RE = re.compile(r"^https?://[^\s<>\"',]+$")
-_MESSAGE_ID_RE = re.compile(r"^<[^\s<>@]+@[^\s<>@]+>$")
+_ATOM_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ .-]*\Z")  # a display name that needs no quoting
+# Printable ASCII but " ' , < > (the List-Unsubscribe header is ASCII; an IRI must be percent-encoded).
+_URL_RE = re.compile(r"^https?://[\x21\x23-\x26\x28-\x2b\x2d-\x3b\x3d\x3f-\x7e]+\Z")
+_MESSAGE_ID_RE = re.compile(r"^<[^\s<>@]+@[^\s<>@]+>\Z")
 _TOKEN_RE = re.compile("(" + "|".join(re.escape(token) for token in PLACEHOLDERS) + ")")
 
-# Quoted-printable, one table lookup per byte: printable ASCII except "=" as is.
-_QP = ["=%02X" % b for b in range(256)]
-for _b in range(33, 127):
-    if _b != 61:
-        _QP[_b] = chr(_b)
-_QP[32], _QP[9] = " ", "\t"
-_PLAIN_RE = re.compile(r"^[\x21-\x3c\x3e-\x7e]([\x20\x21-\x3c\x3e-\x7e]{0,73}[\x21-\x3c\x3e-\x7e])?$")
-_TOKEN_CHARS_RE = re.compile(r"^[\x21-\x3c\x3e-\x7e]+$")  # printable, no space, no "=": QP leaves it as is
+QP_LINE = 75  # encoded characters per line: a soft break's "=" at a seam makes 76, RFC 2045's limit
+# A line of only ".": at the start of the text or after a line break, up to a line break or the end.
+# (\Z, not $: $ also matches before a final newline.)
+_LONE_DOT_RE = re.compile(r"(?<![^\n])\.(?=\r\n|\Z)")
+
+
+# Text the standard library's encoder returns unchanged: one line of at most QP_LINE printable
+# ASCII characters other than "=", not ending in a space, not a lone dot. Most first names and
+# short links are; for them ``qp_encode`` skips the encoder (a property test checks it agrees).
+_AS_IS_RE = re.compile(r"(?!\.\Z)[\x20-\x3c\x3e-\x7e]{0,%d}[\x21-\x3c\x3e-\x7e]\Z" % (QP_LINE - 1))
 
 
 def qp_encode(text: str) -> str:
-    """Quoted-printable with CRLF hard breaks; every encoded line is at most 76 characters.
+    """Quoted-printable of ``text`` as UTF-8: CRLF line ends, lines of at most ``QP_LINE`` characters.
 
-    Whitespace at the end of a stretch is always escaped, so a stretch can be
-    followed by a soft break (or end the part) without losing a space.
+    What ``qp_encode_stdlib`` returns, without calling it when the text needs no encoding:
+    this runs for each recipient's values, a few times per message.
     """
-    if _PLAIN_RE.match(text):  # most names and URLs: nothing to escape, fits one line
-        return text
-    if _TOKEN_CHARS_RE.match(text):  # a long URL or token: nothing to escape, only to wrap (same output)
-        return "=\r\n".join(text[i : i + 75] for i in range(0, len(text), 75))
-    lines_out: list[str] = []
-    for line in text.split("\n"):
-        tokens = [_QP[b] for b in line.encode("utf-8")]
-        if tokens and tokens[-1] in (" ", "\t"):
-            tokens[-1] = "=20" if tokens[-1] == " " else "=09"
-        current: list[str] = []
-        width = 0
-        for token in tokens:
-            if width + len(token) > 75:  # leave room for the soft-break "="
-                lines_out.append("".join(current) + "=")
-                current, width = [], 0
-            current.append(token)
-            width += len(token)
-        lines_out.append("".join(current))
-    return CRLF.join(lines_out)
+    return text if _AS_IS_RE.match(text) else qp_encode_stdlib(text)
+
+
+def qp_encode_stdlib(text: str) -> str:
+    """Quoted-printable by the standard library's body encoder, and no line of a single dot.
+
+    ``email.quoprimime`` (what ``EmailMessage`` uses) keeps every line within
+    ``maxlinelen``, escapes whitespace at the end of a line or of the text (so
+    the stretch can be followed by a soft break, or end the part, without
+    losing a space) and turns CR, LF and CRLF into ``eol``. It takes the UTF-8
+    bytes as latin-1 code points, one per byte. It leaves a line of a single
+    dot as it is, hence the ``=2E``. (``binascii.b2a_qp``, which ``quopri``
+    calls, is no better: it writes bare LF unless the input's first line
+    ends in CRLF, lets a line reach 77 characters when it escapes a trailing
+    space, and leaves a dot alone that a soft break pushed to a line of its own.)
+    """
+    encoded = quoprimime.body_encode(text.encode("utf-8").decode("latin-1"), maxlinelen=QP_LINE, eol=CRLF)
+    return _LONE_DOT_RE.sub("=2E", encoded)
 
 
 def check_header_text(value: str, field: str) -> str:
@@ -140,8 +150,21 @@ def format_address(display_name: str, address: str, field: str) -> str:
     return f'"{quoted}" <{address}>'
 
 
+def encode_value(value: str) -> str:
+    """One recipient's value as it goes between two encoded stretches: encoded, then a soft break.
+
+    The stretch before it ends in a soft break too, so the value starts on a
+    line of its own and the stretch after it does as well.
+    """
+    return qp_encode(value) + SOFT_BREAK
+
+
 class _Part:
-    """One body part, QP-encoded once, as static stretches with placeholder slots between."""
+    """One body part, QP-encoded once, as static stretches with placeholder slots between.
+
+    Line ends of the template are normalised first (CR, LF and CRLF each
+    become one CRLF); ``render`` takes values already through ``encode_value``.
+    """
 
     def __init__(self, content: str):
         content = content.replace("\r\n", "\n").replace("\r", "\n")
@@ -151,10 +174,10 @@ class _Part:
         # Each stretch that a value follows ends in a soft break; so does each value.
         self.statics = [s + SOFT_BREAK for s in statics[:-1]] + [statics[-1]]
 
-    def render(self, values: dict[str, str]) -> str:
+    def render(self, encoded_values: dict[str, str]) -> str:
         out = [self.statics[0]]
         for slot, static in zip(self.slots, self.statics[1:]):
-            out.append(values[slot])
+            out.append(encoded_values[slot])
             out.append(static)
         return "".join(out)
 
@@ -199,7 +222,9 @@ class MessageFactory:
         self._open_html = CRLF + f"--{boundary}" + CRLF + part_head.format("html")
         self._close = CRLF + f"--{boundary}--" + CRLF
         self._date = (0, "")
-        self._default_view = (qp_encode(self.view_url), qp_encode(html_lib.escape(self.view_url))) if self._valid_url(self.view_url) else None
+        self._default_view = (
+            (encode_value(self.view_url), encode_value(html_lib.escape(self.view_url))) if self._valid_url(self.view_url) else None
+        )
 
     # ------------------------------------------------------------ helpers
 
@@ -210,8 +235,10 @@ class MessageFactory:
     def _url(self, url: str, field: str) -> str:
         if not self._valid_url(url):
             raise HeaderInjectionError(
-                f"{field} must be an absolute http(s) URL without spaces or angle brackets: {url[:80]!r}",
+                f"{field} must be an absolute http(s) URL of printable ASCII without spaces, quotes, commas "
+                f"or angle brackets, at most {MAX_URL} characters: {url[:80]!r}",
                 where=field,
+                hint="percent-encode anything else (ü is %C3%BC)",
             )
         return url
 
@@ -260,17 +287,16 @@ class MessageFactory:
             view_text, view_html = self._default_view
         else:
             view = self._url(view_url or self.view_url, "view_url")
-            view_text, view_html = qp_encode(view), qp_encode(html_lib.escape(view))
-        unsub_html = html_lib.escape(unsubscribe_url)
+            view_text, view_html = encode_value(view), encode_value(html_lib.escape(view))
         text_values = {
-            FIRST_NAME: qp_encode(first) + SOFT_BREAK,
-            UNSUBSCRIBE_URL: qp_encode(unsubscribe_url) + SOFT_BREAK,
-            VIEW_URL: view_text + SOFT_BREAK,
+            FIRST_NAME: encode_value(first),
+            UNSUBSCRIBE_URL: encode_value(unsubscribe_url),
+            VIEW_URL: view_text,
         }
         html_values = {
-            FIRST_NAME: qp_encode(html_lib.escape(first)) + SOFT_BREAK,
-            UNSUBSCRIBE_URL: qp_encode(unsub_html) + SOFT_BREAK,
-            VIEW_URL: view_html + SOFT_BREAK,
+            FIRST_NAME: encode_value(html_lib.escape(first)),
+            UNSUBSCRIBE_URL: encode_value(html_lib.escape(unsubscribe_url)),
+            VIEW_URL: view_html,
         }
         headers = CRLF.join(
             (
