@@ -36,7 +36,7 @@ system-deps:
 # The example site has no .env: its signed links use this key unless SECRET_KEY is set.
 demo: export SECRET_KEY ?= demo-only-key-for-the-example-site-never-use-for-real
 demo: install
-	@rm -rf $(SITE)/newsletter.db $(SITE)/newsletter.db-* $(SITE)/outbox $(SITE)/build $(SITE)/reports
+	@rm -rf $(SITE)/newsletter.db $(SITE)/newsletter.db-* $(SITE)/newsletter.db.send-lock $(SITE)/outbox $(SITE)/build $(SITE)/reports
 	$(NL) --site $(SITE) build $(ISSUE)
 	$(NL) --site $(SITE) recipients import subscribers.csv
 	$(NL) --site $(SITE) send $(ISSUE) --yes
@@ -55,4 +55,4 @@ bench: install
 	$(PY) bench/send.py
 
 clean:
-	rm -rf $(VENV) $(SITE)/build $(SITE)/outbox $(SITE)/reports $(SITE)/newsletter.db $(SITE)/newsletter.db-*
+	rm -rf $(VENV) $(SITE)/build $(SITE)/outbox $(SITE)/reports $(SITE)/newsletter.db $(SITE)/newsletter.db-* $(SITE)/newsletter.db.send-lock

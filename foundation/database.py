@@ -7,9 +7,53 @@ foreign keys, and BEGIN issued by us so a writer can take the lock up front.
 
 from __future__ import annotations
 
+import sqlite3
+
 import sqlalchemy as sa
 
-from foundation.errors import ConfigError
+from foundation.errors import ConfigError, DatabaseError
+
+# What SQLite and PostgreSQL say, and what it means for the person at the keyboard.
+_CAUSES = (
+    (("database or disk is full", "no space left on device", "could not extend file", "disk full"),
+     "the disk holding {where} is full", "free some space, then run the same command again to resume"),
+    (("readonly database", "read-only", "read only"),
+     "{where} cannot be written (read-only file, folder or file system)",
+     "give this user write access to the file and its folder, then run the command again"),
+    (("database is locked", "could not obtain lock", "lock timeout"),
+     "{where} is locked by another program", "wait for it to finish, then run the command again"),
+    (("unable to open database file", "disk i/o error", "no such table", "connection refused", "could not connect",
+      "server closed the connection", "terminating connection", "connection is closed", "the connection is lost"),
+     "{where} cannot be reached or has gone away",
+     "check DATABASE_URL, that the file or server is there, then run the command again"),
+)
+
+
+def where_is(database_url: str | sa.URL) -> str:
+    """The database as a person would name it: the file's path, or the server without the password."""
+    url = sa.make_url(database_url) if isinstance(database_url, str) else database_url
+    if url.get_backend_name() == "sqlite":
+        return url.database or "the in-memory database"
+    return url.render_as_string(hide_password=True)
+
+
+def database_error(exc: BaseException, database_url: str | sa.URL) -> DatabaseError | None:
+    """A one-line explanation of a database failure, or None when it is not one we recognise."""
+    original = getattr(exc, "orig", None) or exc
+    if not isinstance(original, (sqlite3.Error, sa.exc.DBAPIError)) and not _is_driver_error(original):
+        return None
+    text = str(original).lower()
+    where = where_is(database_url)
+    for needles, message, hint in _CAUSES:
+        if any(needle in text for needle in needles):
+            return DatabaseError(message.format(where=where), hint=hint)
+    return DatabaseError(f"the database {where} failed: {str(original).strip().splitlines()[0]}",
+                         hint="run the same command again to resume; if it keeps failing, check the database")
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    """A PEP 249 error from any driver (psycopg's classes are not importable without the extra)."""
+    return any(cls.__name__ in ("OperationalError", "DatabaseError", "InterfaceError") for cls in type(exc).__mro__)
 
 
 def _sqlite_setup(engine: sa.Engine) -> None:

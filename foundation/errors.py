@@ -39,3 +39,7 @@ class RecipientError(NewsletterError):
 
 class TokenError(RecipientError):
     """A confirmation or unsubscribe token is forged, tampered with or expired."""
+
+
+class DatabaseError(NewsletterError):
+    """The database cannot be written or reached: disk full, read-only, locked, gone."""

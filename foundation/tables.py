@@ -159,7 +159,9 @@ STATES = (QUEUED, SENDING, SENT, DEFERRED, FAILED, BOUNCED, SKIPPED, UNKNOWN)
 # States from which a row may be claimed for (another) handover.
 SENDABLE = (QUEUED, DEFERRED, SKIPPED)
 
-RUNNING, INTERRUPTED, ABORTED, DONE = "running", "interrupted", "aborted", "done"
+RUNNING, INTERRUPTED, ABORTED, INCOMPLETE, DONE = "running", "interrupted", "aborted", "incomplete", "done"
+# States in which a row is finished with: its subscriber has been served, for good or ill.
+FINISHED = (SENT, FAILED, BOUNCED, SKIPPED)
 
 send_runs = sa.Table(
     "send_runs",
@@ -178,7 +180,7 @@ send_runs = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=True),
-    sa.CheckConstraint("status IN ('running', 'interrupted', 'aborted', 'done')", name="status"),
+    sa.CheckConstraint("status IN ('running', 'interrupted', 'aborted', 'incomplete', 'done')", name="status"),
 )
 
 deliveries = sa.Table(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 from .errors import ConfigError
@@ -19,7 +21,7 @@ language = "en-GB"
 
 [sender]
 name = "Your Clinic"
-address = "newsletter@example.com"
+address = "newsletter@your-clinic.example"  # refused by `send` until it is your own domain
 reply_to = ""
 
 [brand]
@@ -41,8 +43,9 @@ ENV_EXAMPLE = """\
 # Copy to .env and fill in. The real environment overrides anything set here.
 # Never commit .env.
 
-# Base of every link subscribers click (unsubscribe, confirm, view online).
-PUBLIC_URL=https://news.example.com
+# Base of every link subscribers click (unsubscribe, confirm, view online): the public https
+# address of `newsletter serve`. An example.com/.example address is refused once SMTP_HOST is set.
+PUBLIC_URL=https://news.your-clinic.example
 # Signs confirmation and unsubscribe links: a long random string, e.g.
 #   python -c "import secrets; print(secrets.token_urlsafe(32))"
 SECRET_KEY=change-me
@@ -98,13 +101,33 @@ Each month we share news from the clinic and answers to the questions our patien
 """
 
 
+# What a person must fill in before real mail can go out (printed by `newsletter init`).
+TO_FILL_IN = (
+    "PUBLIC_URL in .env: the public https address of `newsletter serve`",
+    "[sender] address in newsletter.toml: an address on your clinic's own domain",
+    "SMTP_HOST and its login in .env: until then messages go to the outbox/ folder",
+)
+
+
+def env_file(secret_key: str) -> str:
+    """The site's first .env: a real SECRET_KEY, and values that `send` refuses until they are filled in."""
+    text = ENV_EXAMPLE.replace("# Copy to .env and fill in.", "# Fill in, then keep this file out of version control.")
+    return text.replace("SECRET_KEY=change-me", f"SECRET_KEY={secret_key}")
+
+
 def create_site(root: Path) -> list[Path]:
-    """Write the files of a new site; refuse to touch a folder that already has a config."""
+    """Write the files of a new site; refuse to touch a folder that already has a config.
+
+    ``.env`` gets a freshly drawn SECRET_KEY (readable by its owner only) and
+    placeholders that cannot be sent as they are: ``send`` refuses a reserved
+    example address once mail goes to a real SMTP server (``link_settings``).
+    """
     if (root / "newsletter.toml").exists():
         raise ConfigError("a site already exists here", where=str(root / "newsletter.toml"), hint="choose an empty folder")
     files = {
         root / "newsletter.toml": NEWSLETTER_TOML,
         root / ".env.example": ENV_EXAMPLE,
+        root / ".env": env_file(secrets.token_urlsafe(32)),
         root / ".gitignore": ".env\nnewsletter.db\nbuild/\noutbox/\nreports/\n",
         root / "articles" / "welcome.md": WELCOME_ARTICLE,
         root / "issues" / "2026-01.toml": FIRST_ISSUE,
@@ -114,5 +137,7 @@ def create_site(root: Path) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             path.write_text(text, encoding="utf-8")
+            if path.name == ".env":
+                os.chmod(path, 0o600)  # it holds the secret key
             created.append(path)
     return created

@@ -243,7 +243,8 @@ class SQLiteHandoverWriter:
                     result = Claim.SKIPPED if cursor.rowcount == 1 else Claim.LOST
             cursor.execute("COMMIT")
         except BaseException:
-            cursor.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite has already rolled back after e.g. a full disk
+                cursor.execute("ROLLBACK")
             raise
         finally:
             cursor.close()

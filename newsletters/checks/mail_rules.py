@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
+from ..link_settings import link_problems
 from .document import MailDocument, hidden_reason, squash
 from .model import Finding, Rule
 from .registry import BUILTIN_RULES
@@ -282,7 +283,15 @@ def check_list_unsubscribe_header(doc: MailDocument, settings) -> Iterator[Findi
         )
 
 
+def check_link_settings(doc: MailDocument, settings) -> Iterator[Finding]:
+    for problem in link_problems(doc.site):
+        found = finding("settings-dead-links", problem.setting, problem.message)
+        found.fix = problem.hint
+        yield found
+
+
 CHECKS: list[tuple[tuple[str, ...], Callable[[MailDocument, object], Iterator[Finding]]]] = [
+    (("settings-dead-links",), check_link_settings),
     (("html-size-warning", "html-size-clipped"), check_size),
     (("image-broken-src", "image-insecure-src", "image-missing-alt", "image-missing-width", "image-too-heavy"), check_images),
     (

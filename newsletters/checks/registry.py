@@ -13,6 +13,16 @@ from .model import Rule
 from .phrase_rules import BUNDLED_RULESETS
 
 _BUILTIN = [
+    # -- settings: links that would be dead for real recipients (newsletters.link_settings).
+    Rule(
+        "settings-dead-links",
+        "error",
+        "Mail goes to an SMTP server off this machine, but PUBLIC_URL or the sender address is a reserved "
+        "example/test name or a private address: unsubscribe and confirm links would not work.",
+        "Set PUBLIC_URL in .env to the public https address of `newsletter serve`, and [sender] address to "
+        "your clinic's own domain.",
+        "settings",
+    ),
     # -- size: Gmail clips an HTML part over 102 KB and hides the rest, unsubscribe link included.
     Rule(
         "html-size-warning",

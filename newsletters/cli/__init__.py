@@ -8,15 +8,19 @@ and registers itself on ``cli``.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
+
+from foundation.database import database_error
 
 from .. import __version__
 from ..config import Site
 from ..errors import NewsletterError
-from ..scaffold import create_site
+from ..scaffold import TO_FILL_IN, create_site
 
 
 class Context:
@@ -38,8 +42,19 @@ class NewsletterGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
-            click.secho(f"error: {exc}", err=True, fg="red")
-            ctx.exit(1)
+            _fail(ctx, exc)
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+            # A disk that filled up, a read-only file, a database that went away: said in plain words.
+            site = ctx.obj.site if isinstance(ctx.obj, Context) and ctx.obj._site is not None else None
+            explained = database_error(exc, site.database_url) if site else None
+            if explained is None:
+                raise
+            _fail(ctx, explained)
+
+
+def _fail(ctx: click.Context, exc: NewsletterError) -> None:
+    click.secho(f"error: {exc}", err=True, fg="red")
+    ctx.exit(1)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -69,7 +84,9 @@ def init(directory: str) -> None:
     created = create_site(Path(directory))
     for path in created:
         click.echo(f"created {path}")
-    click.echo(f"Edit {Path(directory) / 'newsletter.toml'}, then copy .env.example to .env.")
+    click.echo("Before sending to real people, fill in:")
+    for item in TO_FILL_IN:
+        click.echo(f"  - {item}")
 
 
 def main(argv: list[str] | None = None) -> None:

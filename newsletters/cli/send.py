@@ -20,6 +20,8 @@ from ..errors import DeliveryError
 from . import Context, cli, pass_ctx
 
 SHOW_NOT_SENT = 10
+# Exit statuses a cron job can tell apart (README, "Exactly once").
+EXIT_DONE, EXIT_ERROR, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 3, 130
 
 
 def _console() -> Console:
@@ -54,7 +56,12 @@ def _console() -> Console:
 def send(
     ctx: Context, issue: str, yes: bool, test_to: tuple[str, ...], limit: int | None, new_run: bool, resend_unknown: bool
 ) -> None:
-    """Send ISSUE to every eligible subscriber, exactly once; run it again to resume."""
+    """Send ISSUE to every eligible subscriber, exactly once; run it again to resume.
+
+    Exit status: 0 when everyone eligible has been served; 3 when anyone is left
+    deferred, of unknown fate or not sent yet (run it again later); 1 on an
+    error; 130 after Ctrl-C.
+    """
     console = _console()
     site = ctx.site
     if test_to:
@@ -86,8 +93,10 @@ def send(
     _show_report(console, report, issue)
     if report.error:
         raise DeliveryError(report.error, hint=f"fix it, then run `newsletter send {issue}` again to resume")
-    if report.stopped:
-        sys.exit(130)
+    if report.stopped and report.status != "done":
+        sys.exit(EXIT_INTERRUPTED)
+    if report.status != "done":
+        sys.exit(EXIT_INCOMPLETE)
 
 
 def _show_plan(console: Console, plan, issue: str) -> None:
@@ -132,7 +141,15 @@ def _duration(seconds: float) -> str:
 def _execute(console: Console, plan):
     if not console.is_terminal:
         console.print(f"Sending to {plan.to_send}…")
-        return plan.execute()
+        said = [None]
+
+        def log_pauses(stats) -> None:  # a log file gets one line when a pause starts or ends
+            note = stats.pause_note()
+            if (note is None) != (said[0] is None):
+                console.print(note or "Resumed: the server accepts again.")
+            said[0] = note
+
+        return plan.execute(on_tick=log_pauses)
     columns = (
         TextColumn("Sending"),
         BarColumn(),
@@ -148,7 +165,7 @@ def _execute(console: Console, plan):
             done = stats.handled
             elapsed = progress.tasks[0].elapsed or 0
             rate = f"{done / elapsed:.0f} msg/s" if elapsed > 1 else ""
-            progress.update(task, completed=done, rate=rate)
+            progress.update(task, completed=done, rate=escape(stats.pause_note() or rate))
 
         return plan.execute(on_tick=tick)
 
@@ -172,9 +189,8 @@ def _show_report(console: Console, report, issue: str) -> None:
     bounced = report.totals.get("bounced", 0)
     if bounced:
         table.add_row("  of the failed: bounced, now off the list", str(bounced), str(session.get("bounced", 0)))
-    queued = report.totals.get("queued", 0)
-    if queued:
-        table.add_row("not sent yet", str(queued), "")
+    if report.not_sent_yet:
+        table.add_row("not sent yet", str(report.not_sent_yet), "")
     console.print(table)
     if report.orphans:
         console.print(
@@ -186,7 +202,12 @@ def _show_report(console: Console, report, issue: str) -> None:
     if report.path:
         console.print(f"Report: {report.path}")
     if report.stopped:
-        console.print("Stopped: the messages in flight were finished and recorded.")
+        console.print("Stopped: the messages in flight were finished and recorded." if not report.session.get(
+            "abandoned") else "Stopped at once: the messages in flight were left unrecorded (now unknown).")
+    if report.session.get("pauses"):
+        console.print(f"The server kept refusing: the whole send paused {report.session['pauses']} time(s).")
+    if report.status == "incomplete":
+        console.print(f"[yellow]Incomplete: {report.left} eligible subscriber(s) not served yet.[/]")
     for hint in resume_hints(report.totals, report.status, issue):
         console.print(f"- {escape(hint)}")
 

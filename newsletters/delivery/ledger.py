@@ -38,8 +38,8 @@ from typing import Iterator, Sequence
 import sqlalchemy as sa
 
 from foundation.tables import (  # noqa: F401 - the states are re-exported for the rest of delivery
-    ABORTED, BOUNCED, DEFERRED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, SENDABLE, SENDING, SENT, SKIPPED,
-    STATES, UNKNOWN, deliveries, send_runs, utcnow,
+    ABORTED, BOUNCED, DEFERRED, DONE, FAILED, FINISHED, INCOMPLETE, INTERRUPTED, QUEUED, RUNNING, SENDABLE, SENDING,
+    SENT, SKIPPED, STATES, UNKNOWN, deliveries, send_runs, utcnow,
 )
 from recipients import open_store
 from recipients.handover import Claim, Handover, Outcome  # noqa: F401 - Claim, Outcome: the ledger's vocabulary
@@ -255,6 +255,29 @@ class Ledger:
         )
         with self.engine.connect() as conn:
             return conn.scalar(sa.select(sa.func.count()).select_from(eligible).where(~finished))
+
+    def outstanding(self, run_id: int, eligible_query: sa.Select) -> dict[str, int]:
+        """Eligible subscribers this run has not served yet, by state: what keeps a run from being done.
+
+        ``not_queued`` are eligible people without a row (the pass did not reach
+        them: --limit, a stop, or they joined since); the rest are rows in
+        ``queued``, ``deferred``, ``sending`` or ``unknown``.
+        """
+        eligible = eligible_query.subquery()
+        row = sa.outerjoin(
+            eligible, deliveries, sa.and_(deliveries.c.run_id == run_id, deliveries.c.subscriber_id == eligible.c.id)
+        )
+        query = (
+            sa.select(deliveries.c.state, sa.func.count())
+            .select_from(row)
+            .where(sa.or_(deliveries.c.state.is_(None), deliveries.c.state.not_in(FINISHED)))
+            .group_by(deliveries.c.state)
+        )
+        with self.engine.connect() as conn:
+            counts = {state or "not_queued": n for state, n in conn.execute(query)}
+        if SENDING in counts:  # no live process holds them once a session ended: they are of unknown fate
+            counts[UNKNOWN] = counts.get(UNKNOWN, 0) + counts.pop(SENDING)
+        return counts
 
     def count_sent(self, issue_slug: str) -> int:
         """Subscribers whose server accepted this issue in any run so far."""

@@ -6,7 +6,8 @@ difference that matters after a crash: progress is not a cursor over the list
 but the per-subscriber ledger. Each worker, for each message:
 
 1. builds the message (no database, no network);
-2. waits for the shared rate limiter;
+2. waits while the whole send is paused (``backoff``: the server has been
+   saying "later" to most messages), then for the shared rate limiter;
 3. commits, in one transaction, the previous message's outcome and the claim of
    this one (``queued`` → ``sending``), through the list's ``Handover``: the
    claim succeeds only if the subscriber is eligible at that instant, so someone
@@ -39,9 +40,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from foundation.database import database_error
+
 from ..errors import DeliveryError, NewsletterError
 from ..transport import Transport, is_canonical
-from .ledger import BOUNCED, DEFERRED, FAILED, SENT, SENDABLE, SKIPPED, Claim, Ledger, Outcome
+from .backoff import PROBE, STOP, SendBackoff
+from .ledger import BOUNCED, DEFERRED, FAILED, SENT, SENDABLE, SKIPPED, UNKNOWN, Claim, Ledger, Outcome
 from .rate import RateLimiter
 from .retry import RetryPolicy, judge
 
@@ -63,7 +67,18 @@ class SessionStats:
     pass_complete: bool = False
     limited: bool = False
     stopped: bool = False
+    abandoned: bool = False  # Ctrl-C twice: left without waiting for the messages in flight
+    backoff: SendBackoff | None = None  # whether the whole send is paused, and why
     error: NewsletterError | None = None
+
+    def pause_note(self) -> str | None:
+        """What the progress line says while the whole send is paused, else None."""
+        left = self.backoff.paused_for() if self.backoff else None
+        if left is None:
+            return None
+        reason = self.backoff.reason[:80]
+        wait = f"{left:.0f} s more" if left >= 1 else "probing with one message"
+        return f"paused ({wait}): the server keeps refusing{': ' + reason if reason else ''}"
 
     @property
     def handled(self) -> int:
@@ -83,6 +98,7 @@ class DeliveryPipe:
         transport_factory: Callable[[], Transport],
         connections: int = 1,
         limiter: RateLimiter | None = None,
+        backoff: SendBackoff | None = None,
         policy: RetryPolicy = RetryPolicy(),
         claimable: tuple[str, ...] = SENDABLE,
         limit: int | None = None,
@@ -96,6 +112,7 @@ class DeliveryPipe:
         self.transport_factory = transport_factory
         self.connections = max(1, connections)
         self.limiter = limiter or RateLimiter()
+        self.backoff = backoff or SendBackoff()
         self.policy = policy
         self.claimable = claimable
         self.limit = limit
@@ -104,8 +121,9 @@ class DeliveryPipe:
         # worker still checks its first message, and one failure withdraws the promise.
         self.canonical = canonical
         self._checked_canonical = threading.local()
-        self.stats = SessionStats()
+        self.stats = SessionStats(backoff=self.backoff)
         self._stop = threading.Event()
+        self._abandoned = threading.Event()
         self._lock = threading.Lock()
         self._source_lock = threading.Lock()
         self._source = batches
@@ -114,7 +132,6 @@ class DeliveryPipe:
         self._heap: list[tuple[float, int, Work]] = []
         self._seq = itertools.count()
         self._inflight = 0
-        self._connect_failures = 0
         self._rng = random.Random()
 
     # -- control -----------------------------------------------------------------
@@ -123,11 +140,25 @@ class DeliveryPipe:
         self.stats.stopped = True
         self._stop.set()
 
+    def abandon(self) -> None:
+        """Leave now, without waiting for the messages in flight (Ctrl-C twice).
+
+        Their rows stay ``sending``; the next session reports them ``unknown``.
+        """
+        self.stop()
+        self.stats.abandoned = True
+        self._abandoned.set()
+
     def _abort(self, error: NewsletterError) -> None:
         with self._lock:
             if self.stats.error is None:
                 self.stats.error = error
         self._stop.set()
+
+    def _database_failed(self, exc: Exception, what: str) -> NewsletterError:
+        """The cause in plain words (disk full, read-only, locked, gone) when it is the database's."""
+        return database_error(exc, self.ledger.engine.url) or DeliveryError(
+            f"{what}: {exc!r}", hint="run the same command again to resume")
 
     def _count(self, key: str) -> None:
         with self._lock:
@@ -141,7 +172,7 @@ class DeliveryPipe:
         for t in threads:
             t.start()
         # The main thread only watches (and so stays free for Ctrl-C and the progress bar).
-        while alive := [t for t in threads if t.is_alive()]:
+        while (alive := [t for t in threads if t.is_alive()]) and not self._abandoned.is_set():
             alive[-1].join(tick)
             if on_tick:
                 on_tick(self.stats)
@@ -166,7 +197,7 @@ class DeliveryPipe:
                     self._abort(exc)
                 except Exception as exc:  # the database went away, a bug: stop cleanly, report it
                     self._source_done = True
-                    self._abort(DeliveryError(f"reading the subscriber list failed: {exc!r}"))
+                    self._abort(self._database_failed(exc, "reading the subscriber list failed"))
             return self._buffer.popleft()
 
     def _load_batch(self) -> None:
@@ -239,7 +270,7 @@ class DeliveryPipe:
             while (work := self._next(flush)) is not None:
                 self._one(work, conn, writer, transport, pending, flush)
         except Exception as exc:  # a database error: the ledger can no longer be trusted to go on
-            self._abort(DeliveryError(f"the delivery ledger failed: {exc!r}", hint="run the same command again to resume"))
+            self._abort(self._database_failed(exc, "the delivery ledger failed"))
         finally:
             try:
                 flush()
@@ -260,16 +291,26 @@ class DeliveryPipe:
             self._count(FAILED if claim else _not_claimed(claim))
             self._done(work)
             return
+        if self.backoff.paused_for() is not None:
+            flush()  # about to wait: record the last outcome now, not after the pause
+        turn = self.backoff.wait_turn(self._stop)
+        if turn == STOP:
+            self._stop.set()  # the back-off gave up (or Ctrl-C): everyone left stays for a later run
+            self._done(work)
+            return
+        probe = turn == PROBE
         if self.limiter.limited:
             if pending[0] is not None and self.limiter.wait_time() > 0:
                 flush()
             if not self.limiter.acquire(self._stop):
+                self._give_back(probe)
                 self._done(work)
                 return
         claim = writer.record(self.run_id, pending[0], claim=sid, claimable=self.claimable)
         pending[0] = None
         if not claim:  # no longer eligible (now marked skipped), or someone else's
             self._count(_not_claimed(claim))
+            self._give_back(probe)
             self._done(work)
             return
         work.tries += 1
@@ -280,48 +321,49 @@ class DeliveryPipe:
         try:
             reply = transport.send(self.sender, [recipient.email], message, canonical=self.canonical)
         except Exception as exc:
-            verdict = judge(exc)
-            text = _without_address(verdict.text, recipient.email)
-            if verdict.released:
-                self.ledger.release(conn, self.run_id, sid, work.state)
-                work.tries -= 1
-                self._abort(exc if isinstance(exc, NewsletterError) else DeliveryError(str(exc)))
-                self._done(work)
-                return
-            if verdict.connect_failure:
-                with self._lock:
-                    self._connect_failures += 1
-                    failures = self._connect_failures
-                if failures >= self.policy.max_attempts * self.connections:
-                    pending[0] = Outcome(sid, DEFERRED, verdict.code, text)
-                    self._count("deferred")
-                    self._abort(DeliveryError(f"cannot reach the SMTP server: {text}", hint="run the same command again to resume"))
-                    self._done(work)
-                    return
-            if verdict.state == DEFERRED and verdict.retry and self.policy.may_retry(work.tries):
-                pending[0] = Outcome(sid, DEFERRED, verdict.code, text)
-                work.state = DEFERRED
-                self._count("retried")
-                flush()  # about to do something else for a while; and the row must be claimable again
-                self._done(work, retry_at=time.monotonic() + self.policy.delay(work.tries, self._rng))
-                if verdict.connect_failure:
-                    self._stop.wait(self.policy.delay(min(failures, self.policy.max_attempts), self._rng))
-                return
-            if verdict.state == BOUNCED and self.on_bounce is not None:
-                try:
-                    self.on_bounce(sid, f"{verdict.code} {text}")
-                except NewsletterError:
-                    pass  # the ledger still says bounced; the report shows it
-            pending[0] = Outcome(sid, verdict.state, verdict.code, text)
-            self._count(verdict.state)
-            if verdict.abort:
-                self._abort(DeliveryError(f"stopped after an unexpected error: {text}"))
-            self._done(work)
+            self._failed(exc, work, conn, pending, flush, probe)
             return
-        with self._lock:
-            self._connect_failures = 0
+        self.backoff.record(False, probe=probe)
         pending[0] = Outcome(sid, SENT, reply.code, _without_address(reply.text, recipient.email)[:500])
         self._count(SENT)
+        self._done(work)
+
+
+    def _give_back(self, probe: bool) -> None:
+        """A probe turn that sent nothing (stopped, or the row was not ours): let another worker probe."""
+        if probe:
+            self.backoff.cancel_probe()
+
+    def _failed(self, exc: Exception, work: Work, conn, pending: list, flush: Callable[[], None], probe: bool) -> None:
+        """Record a handover that did not end in acceptance; retry it, fail it, or stop the session."""
+        recipient, sid = work.recipient, work.recipient.id
+        verdict = judge(exc)
+        text = _without_address(verdict.text, recipient.email)
+        if verdict.released:
+            self._give_back(probe)
+            self.ledger.release(conn, self.run_id, sid, work.state)
+            work.tries -= 1
+            self._abort(exc if isinstance(exc, NewsletterError) else DeliveryError(str(exc)))
+            self._done(work)
+            return
+        # 4xx, 421, a refused or reset connection: the server wants less of us, whoever the recipient.
+        self.backoff.record(verdict.state in (DEFERRED, UNKNOWN), f"{verdict.code or ''} {text}".strip(), probe=probe)
+        if verdict.state == DEFERRED and verdict.retry and self.policy.may_retry(work.tries):
+            pending[0] = Outcome(sid, DEFERRED, verdict.code, text)
+            work.state = DEFERRED
+            self._count("retried")
+            flush()  # about to do something else for a while; and the row must be claimable again
+            self._done(work, retry_at=time.monotonic() + self.policy.delay(work.tries, self._rng))
+            return
+        if verdict.state == BOUNCED and self.on_bounce is not None:
+            try:
+                self.on_bounce(sid, f"{verdict.code} {text}")
+            except NewsletterError:
+                pass  # the ledger still says bounced; the report shows it
+        pending[0] = Outcome(sid, verdict.state, verdict.code, text)
+        self._count(verdict.state)
+        if verdict.abort:
+            self._abort(DeliveryError(f"stopped after an unexpected error: {text}"))
         self._done(work)
 
 

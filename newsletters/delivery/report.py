@@ -39,6 +39,7 @@ class SendReport:
     totals: dict[str, int]  # ledger states
     session: dict[str, int]
     not_sent: list[dict]
+    outstanding: dict[str, int] = field(default_factory=dict)  # eligible, not served yet, by state (Ledger.outstanding)
     orphans: int = 0  # rows a killed earlier session left in "sending", now "unknown"
     error: str | None = None
     stopped: bool = False  # by Ctrl-C / SIGTERM
@@ -49,6 +50,16 @@ class SendReport:
     @property
     def summary(self) -> dict[str, int]:
         return summarize(self.totals)
+
+    @property
+    def not_sent_yet(self) -> int:
+        """Eligible people nobody has tried yet: queued rows, and those the pass did not reach."""
+        return self.outstanding.get(QUEUED, 0) + self.outstanding.get("not_queued", 0)
+
+    @property
+    def left(self) -> int:
+        """Eligible people not served: not sent yet, deferred, or of unknown fate. 0 means done."""
+        return sum(self.outstanding.values())
 
     def to_json(self) -> dict:
         return {
@@ -68,6 +79,9 @@ class SendReport:
                 "queued": self.totals.get(QUEUED, 0),
                 "total": sum(self.totals.values()),
             },
+            "not_sent_yet": self.not_sent_yet,
+            "left": self.left,
+            "outstanding": self.outstanding,
             "this_session": self.session,
             "unknown_from_earlier_session": self.orphans,
             "error": self.error,
@@ -80,11 +94,12 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def resume_hints(totals: dict[str, int], status: str, issue_path: str) -> list[str]:
+def resume_hints(totals: dict[str, int], status: str, issue_path: str, not_sent_yet: int = 0) -> list[str]:
     command = f"newsletter send {issue_path}"
     hints = []
-    if status != "done" or totals.get(QUEUED, 0):
-        hints.append(f"not finished: run `{command}` again to resume; nobody already served gets a second copy")
+    if status != "done" or not_sent_yet:
+        waiting = f"{not_sent_yet} not sent yet; " if not_sent_yet else ""
+        hints.append(f"not finished: {waiting}run `{command}` again to resume; nobody already served gets a second copy")
     if totals.get(DEFERRED, 0):
         hints.append(f"{totals[DEFERRED]} deferred by the server: run `{command}` again later to retry them")
     unknown = totals.get(UNKNOWN, 0) + totals.get(SENDING, 0)
@@ -97,8 +112,11 @@ def resume_hints(totals: dict[str, int], status: str, issue_path: str) -> list[s
 
 
 def build_report(
-    ledger: Ledger, run: Run, stats: SessionStats, *, site=None, orphans: int = 0, skipped_now: int = 0
+    ledger: Ledger, run: Run, stats: SessionStats, *, site=None, orphans: int = 0, skipped_now: int = 0,
+    outstanding: dict[str, int] | None = None,
 ) -> SendReport:
+    outstanding = outstanding or {}
+    not_sent_yet = outstanding.get(QUEUED, 0) + outstanding.get("not_queued", 0)
     totals = ledger.counts(run.id)
     session = {
         "sent": stats.counts.get(SENT, 0),
@@ -107,9 +125,11 @@ def build_report(
         "failed": stats.counts.get(FAILED, 0) + stats.counts.get(BOUNCED, 0),
         "bounced": stats.counts.get(BOUNCED, 0),
         "unknown": stats.counts.get(UNKNOWN, 0),
-        "skipped": skipped_now,
+        "skipped": skipped_now + stats.counts.get(SKIPPED, 0),
         "already_done_before": sum(stats.already.values()),
         "claimed_elsewhere": stats.counts.get("lost_claim", 0),
+        "pauses": stats.backoff.pauses if stats.backoff else 0,
+        "abandoned": stats.abandoned,
     }
     not_sent = [
         {
@@ -127,10 +147,11 @@ def build_report(
         totals=totals,
         session=session,
         not_sent=not_sent,
+        outstanding=outstanding,
         orphans=orphans,
         error=str(stats.error) if stats.error else None,
         stopped=stats.stopped,
-        resume_hints=resume_hints(totals, run.status, run.issue_path),
+        resume_hints=resume_hints(totals, run.status, run.issue_path, not_sent_yet),
     )
 
 
@@ -150,7 +171,7 @@ def write_report(reports_dir: Path, report: SendReport) -> Path:
 class RunSummary:
     run: Run
     summary: dict[str, int]
-    queued: int
+    queued: int  # eligible, not sent yet: queued rows, plus (latest run of an issue) those not queued yet
     report: Path
 
     def to_json(self) -> dict:
@@ -169,9 +190,21 @@ class RunSummary:
 
 
 def list_runs(ledger: Ledger, reports_dir: Path) -> list[RunSummary]:
-    """Every send run, oldest first, with its totals (for ``newsletter sends``)."""
+    """Every send run, oldest first, with its totals (for ``newsletter sends``).
+
+    "Not sent yet" is counted as the report counts it: for the latest run of an
+    issue (the one a resume continues), every eligible person it has not tried.
+    """
+    runs = ledger.runs()
+    latest = {run.issue_slug: run.id for run in runs}
+    eligible = ledger.handover.eligible_ids()
     out = []
-    for run in ledger.runs():
+    for run in runs:
         counts = ledger.counts(run.id)
-        out.append(RunSummary(run, summarize(counts), counts.get(QUEUED, 0), report_path(reports_dir, run)))
+        if latest[run.issue_slug] == run.id:
+            outstanding = ledger.outstanding(run.id, eligible)
+            waiting = outstanding.get(QUEUED, 0) + outstanding.get("not_queued", 0)
+        else:
+            waiting = counts.get(QUEUED, 0)
+        out.append(RunSummary(run, summarize(counts), waiting, report_path(reports_dir, run)))
     return out

@@ -47,7 +47,6 @@ class Verdict:
     retry: bool = False
     abort: bool = False  # a problem with us or the server, not with this recipient
     released: bool = False  # nothing left; the claim is simply undone
-    connect_failure: bool = False
 
 
 def judge(exc: Exception) -> Verdict:
@@ -57,14 +56,14 @@ def judge(exc: Exception) -> Verdict:
             # MAIL FROM refused for good: the server will not take mail from us at all.
             return Verdict(FAILED, exc.code, exc.text, abort=True, released=True)
         if not exc.permanent:
-            return Verdict(DEFERRED, exc.code, exc.text, retry=True, connect_failure=exc.stage == "connect")
+            return Verdict(DEFERRED, exc.code, exc.text, retry=True)
         if exc.bad_recipient:
             return Verdict(BOUNCED, exc.code, exc.text)
         return Verdict(FAILED, exc.code, exc.text)
     if isinstance(exc, ConnectionLost):
         if exc.handed_over:
             return Verdict(UNKNOWN, None, exc.message)
-        return Verdict(DEFERRED, None, exc.message, retry=True, connect_failure=exc.stage == "connect")
+        return Verdict(DEFERRED, None, exc.message, retry=True)
     if isinstance(exc, TransportError):
         # Certificate, login, STARTTLS, a 5xx greeting: set up before anything was sent.
         return Verdict(FAILED, None, exc.message, abort=True, released=True)

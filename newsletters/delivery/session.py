@@ -1,11 +1,10 @@
 """One ``newsletter send``: build, check, find or start the run, send, report.
 
 ``prepare_send`` does everything that needs no confirmation (build, checks,
-counts, settings) and takes the site's send lock; the CLI shows the plan, asks,
-and calls ``SendPlan.execute``. The lock (an OS file lock, released by the
-kernel even on SIGKILL) is what lets a new process read a row left in
-``sending`` as "the last process died mid-handover" rather than "someone is
-sending it right now".
+counts, settings) and takes the database's send lock (``lock``); the CLI shows
+the plan, asks, and calls ``SendPlan.execute``. The lock is what lets a new
+process read a row left in ``sending`` as "the last process died mid-handover"
+rather than "someone is sending it right now".
 """
 
 from __future__ import annotations
@@ -18,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import sqlalchemy as sa
+
+from foundation.database import database_error
 from recipients import open_store
 from recipients.handover import Handover
 from recipients.tokens import unsubscribe_url_maker
@@ -25,52 +27,18 @@ from recipients.tokens import unsubscribe_url_maker
 from ..build import build_issue
 from ..checks import run_checks as check_build
 from ..errors import DeliveryError
+from ..link_settings import refuse_dead_links
 from ..personalize import SAMPLE_RECIPIENT, MessageFactory, check_address
 from ..render import FIRST_NAME
 from ..transport import open_transport, smtp_settings
+from .backoff import SendBackoff
 from .dkim import DKIMSigner
-from .ledger import ABORTED, DONE, INTERRUPTED, SENDABLE, UNKNOWN, Ledger, Run, hour_ago
+from .lock import AdvisorySendLock, SendLock, send_lock
+from .ledger import ABORTED, DONE, INCOMPLETE, INTERRUPTED, SENDABLE, UNKNOWN, Ledger, Run, hour_ago
 from .pipe import DeliveryPipe, SessionStats
 from .rate import RateLimiter
 from .report import SendReport, build_report, write_report
 from .settings import DeliverySettings
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no lock, the conditional claim still prevents doubles
-    fcntl = None
-
-
-class SendLock:
-    """One send at a time per site folder (per machine)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-                os.close(fd)
-                raise DeliveryError(
-                    f"another send is running for this site (process {holder})",
-                    where=str(self.path),
-                    hint="wait for it to finish, or stop it with Ctrl-C; then run the command again to resume",
-                ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
-
 
 def message_id(run: Run, subscriber_id: int, domain: str) -> str:
     """The same Message-ID every time this run sends to this subscriber.
@@ -110,7 +78,7 @@ class SendPlan:
     resend_unknown: bool = False
     limit: int | None = None
     signer: DKIMSigner | None = None  # loaded while preparing, so a bad key stops the send before the question
-    _lock: SendLock | None = field(default=None, repr=False)
+    _lock: SendLock | AdvisorySendLock | None = field(default=None, repr=False)
 
     @property
     def subject(self) -> str:
@@ -194,6 +162,7 @@ class SendPlan:
             transport_factory=transport_factory or (lambda: open_transport(site)),
             connections=s.connections,
             limiter=limiter,
+            backoff=SendBackoff(s.backoff),
             policy=s.retry,
             claimable=self.claimable,
             limit=self.limit,
@@ -202,24 +171,49 @@ class SendPlan:
         )
         with _graceful_stop(pipe, enabled=handle_signals):
             stats = pipe.run(on_tick=on_tick)
-        skipped = 0
-        if stats.error is not None:
-            status = ABORTED
-        elif stats.stopped or stats.limited or not stats.pass_complete:
-            status = INTERRUPTED
-        else:
-            skipped = self.ledger.skip_ineligible(run.id, self.handover.eligible_ids())
-            status = DONE
-        self.ledger.finish_session(run.id, status)
-        report = build_report(
-            self.ledger, self.ledger.get_run(run.id), stats, site=site, orphans=orphans, skipped_now=skipped
-        )
-        report.path = write_report(site.reports_dir, report)
+        return self._finish(run, stats, orphans)
+
+    def _finish(self, run: Run, stats: SessionStats, orphans: int) -> SendReport:
+        """Record how the session ended and write the report, in plain words even if the database fails."""
+        try:
+            skipped = 0
+            if stats.error is None and stats.pass_complete and not stats.stopped:
+                skipped = self.ledger.skip_ineligible(run.id, self.handover.eligible_ids())
+            outstanding = self.ledger.outstanding(run.id, self.handover.eligible_ids())
+            status = session_status(stats, outstanding)
+            self.ledger.finish_session(run.id, status)
+            report = build_report(
+                self.ledger, self.ledger.get_run(run.id), stats, site=self.site, orphans=orphans,
+                skipped_now=skipped, outstanding=outstanding,
+            )
+        except sa.exc.SQLAlchemyError as exc:
+            raise database_error(exc, self.site.database_url) or exc from None
+        try:
+            report.path = write_report(self.site.reports_dir, report)
+        except OSError as exc:
+            raise DeliveryError(
+                f"cannot write the send report: {exc.strerror or exc}", where=str(self.site.reports_dir),
+                hint="the run itself is recorded; `newsletter sends` shows it",
+            ) from None
         return report
 
 
+def session_status(stats: SessionStats, outstanding: dict[str, int]) -> str:
+    """``done`` only when nobody eligible is left; Ctrl-C is ``interrupted``, an error ``aborted``."""
+    if stats.error is not None:
+        return ABORTED
+    if not any(outstanding.values()):
+        return DONE
+    return INTERRUPTED if stats.stopped and not (stats.backoff and stats.backoff.gave_up) else INCOMPLETE
+
+
 class _graceful_stop:
-    """Ctrl-C (and SIGTERM) once: finish and record the messages in flight. Twice: leave now."""
+    """Ctrl-C (and SIGTERM) once: finish and record the messages in flight.
+
+    Twice: stop waiting for them (their rows stay ``sending`` and become
+    ``unknown`` at the next session), but still mark the run interrupted and
+    write the report before leaving.
+    """
 
     def __init__(self, pipe: DeliveryPipe, enabled: bool = True):
         self.pipe = pipe
@@ -228,8 +222,9 @@ class _graceful_stop:
 
     def _handler(self, signum, frame):
         if self.pipe.stats.stopped:
-            raise KeyboardInterrupt
-        self.pipe.stop()
+            self.pipe.abandon()  # twice: leave now; the run is still marked and reported
+        else:
+            self.pipe.stop()
 
     def __enter__(self):
         if self.enabled:
@@ -262,6 +257,7 @@ def prepare_send(
     """Build and check the issue, open the store, pick the run; hold the send lock until ``close()``."""
     if limit is not None and limit < 1:
         raise DeliveryError(f"--limit must be at least 1, not {limit}")
+    refuse_dead_links(site)  # before anything else: links to example.com must never reach real people
     build = build_issue(site, issue_path)
     checks = None
     if run_checks:
@@ -276,11 +272,14 @@ def prepare_send(
         transport.verify()
     finally:
         transport.close()
-    lock = SendLock(site.reports_dir / ".send.lock")
-    lock.acquire()
-    store = None
+    store = open_store(site)
+    lock = send_lock(store.engine, site.reports_dir)
     try:
-        store = open_store(site)
+        lock.acquire()
+    except BaseException:
+        store.close()
+        raise
+    try:
         handover = Handover(store)
         ledger = Ledger(handover)
         run = None if new_run else ledger.latest_run(build.issue.slug)
@@ -310,8 +309,7 @@ def prepare_send(
         )
     except BaseException:
         lock.release()
-        if store is not None:
-            store.close()
+        store.close()
         raise
 
 

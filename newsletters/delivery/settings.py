@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from .backoff import BackoffPolicy
 from .retry import RetryPolicy
 
 MAX_CONNECTIONS = 50
@@ -16,6 +17,7 @@ class DeliverySettings:
     per_second: float | None = None
     per_hour: int | None = None
     retry: RetryPolicy = RetryPolicy()
+    backoff: BackoffPolicy = BackoffPolicy()
 
     @classmethod
     def from_site(cls, site, *, outbox: bool = False) -> "DeliverySettings":
@@ -35,12 +37,20 @@ class DeliverySettings:
         delay = site.float_setting("SEND_RETRY_DELAY", RetryPolicy.base)
         if delay < 0:
             raise ConfigError(f"SEND_RETRY_DELAY must not be negative, not {delay}", where=where)
+        pause_max = site.float_setting("SEND_PAUSE_MAX", BackoffPolicy.max_pause)
+        pause_limit = site.float_setting("SEND_PAUSE_LIMIT", BackoffPolicy.give_up_after)
+        if pause_max <= 0 or pause_limit < 0:
+            raise ConfigError(
+                f"SEND_PAUSE_MAX must be positive and SEND_PAUSE_LIMIT not negative, not {pause_max} and {pause_limit}",
+                where=where,
+            )
         return cls(
             # A maildir is a local folder: one writer is as fast as several.
             connections=1 if outbox else connections,
             per_second=per_second,
             per_hour=per_hour,
             retry=RetryPolicy(max_attempts=attempts, base=delay, cap=max(delay, RetryPolicy.cap)),
+            backoff=BackoffPolicy(max_pause=pause_max, give_up_after=pause_limit),
         )
 
     def duration(self, messages: int) -> float | None:
