@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -38,7 +39,9 @@ SAVE_AS_UTF8 = 'in Excel use File > Save As > "CSV UTF-8 (Comma delimited) (*.cs
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 _SEP_LINE = re.compile(r"^sep=(.)$", re.IGNORECASE)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_FIELD_LIMIT = 1_000_000  # one cell; the csv module's default (128 KiB) fails on long consent wordings
+# One cell at most. The csv module itself is given no limit: its own error cannot tell a huge cell from a
+# quote that is never closed, and only the second must refuse the whole file.
+CELL_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,11 @@ class Table:
                 continue
             end = reader.line_num
             problem = None
+            biggest = max((len(cell) for cell in cells), default=0)
+            if biggest > CELL_LIMIT:
+                yield Record(start, end, None, f"a cell holds {biggest:,} characters, over the limit of "
+                             f"{CELL_LIMIT:,} for one cell; shorten it")
+                continue
             if end > start:
                 lines = lines if lines is not None else _LINE_BREAK.split(self.text)
                 problem = self._swallowed_row(lines, start, end)
@@ -127,7 +135,7 @@ def read_table(path: Path) -> Table:
     except OSError as exc:
         raise RecipientError(f"cannot read the file: {exc.strerror}", where=str(path)) from None
     text, encoding = _decode(path, data)
-    csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+    csv.field_size_limit(sys.maxsize)  # CELL_LIMIT is checked per record, where the line can be named
     header_line = 1
     first = _LINE_BREAK.split(text, maxsplit=1)[0]
     explicit = _SEP_LINE.match(first.strip())

@@ -17,12 +17,12 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from werkzeug.serving import make_server
 
 from newsletters.config import Site
 from recipients import Store, open_store
 from recipients.tokens import CONFIRM_SALT, make_confirm_token, unsubscribe_url
 from newsletters.web import create_app
+from newsletters.web.serve import make_web_server
 
 KEY = "test-secret-key-for-recipients-0123456789"
 
@@ -86,7 +86,8 @@ def start_server(site_dir, monkeypatch, **env) -> tuple[Live, callable]:
     monkeypatch.delenv("SMTP_HOST", raising=False)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     holder = {}
-    server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
+    # The server `newsletter serve` runs (its bare Server header included), on a port the OS picks.
+    server = make_web_server(None, "127.0.0.1", 0, app=lambda environ, start: holder["app"](environ, start))
     base = f"http://127.0.0.1:{server.server_port}"
     monkeypatch.setenv("PUBLIC_URL", base)
     for name, value in env.items():

@@ -8,6 +8,7 @@ and registers itself on ``cli``.
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import sys
 from pathlib import Path
@@ -50,6 +51,20 @@ class NewsletterGroup(click.Group):
             if explained is None:
                 raise
             _fail(ctx, explained)
+        except OSError as exc:
+            if exc.errno not in _FILE_SYSTEM_ERRORS:
+                raise
+            _fail(ctx, NewsletterError(_FILE_SYSTEM_ERRORS[exc.errno], where=exc.filename or None,
+                                       hint="fix that, then run the same command again"))
+
+
+# A file that cannot be written for a reason outside this program: one line, no traceback.
+_FILE_SYSTEM_ERRORS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EDQUOT: "the disk quota is used up",
+}
 
 
 def _fail(ctx: click.Context, exc: NewsletterError) -> None:
@@ -90,7 +105,10 @@ def init(directory: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli.main(args=argv, prog_name="newsletter")
+    try:
+        cli.main(args=argv, prog_name="newsletter", standalone_mode=True)
+    except KeyboardInterrupt:  # Ctrl-C outside a send (which handles it itself): the shell's convention
+        sys.exit(130)
 
 
 # Command families register themselves on `cli` when imported.

@@ -50,8 +50,11 @@ class SendLock:
                 raise DeliveryError(
                     f"another send is running on this database (process {holder})", where=str(self.path), hint=_HINT
                 ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:  # who holds it, for the message another sender shows; the lock itself needs no space
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass
         self._fd = fd
 
     def release(self) -> None:

@@ -169,9 +169,9 @@ class SendPlan:
             on_bounce=bounce,
             canonical=True,  # MessageFactory writes CRLF only; DKIM signing keeps it so
         )
-        with _graceful_stop(pipe, enabled=handle_signals):
+        with _graceful_stop(pipe, enabled=handle_signals):  # still ours while the run is marked and reported
             stats = pipe.run(on_tick=on_tick)
-        return self._finish(run, stats, orphans)
+            return self._finish(run, stats, orphans)
 
     def _finish(self, run: Run, stats: SessionStats, orphans: int) -> SendReport:
         """Record how the session ended and write the report, in plain words even if the database fails."""
