@@ -184,27 +184,44 @@ def image_key(url: str) -> str:
 
 
 def drop_repeated_lead_image(body_html: str, image: str) -> str:
-    """The body without the lead picture where it opens the body (before the first heading,
-    within the first three blocks), as WordPress featured images and Ghost feature images do."""
+    """The body without the lead picture, wherever in the body it is and in whatever rendition.
+
+    The templates show the lead image above the body, so any copy of it in the body would show
+    twice (WordPress featured images, Ghost feature images, a feed entry whose first picture
+    became its lead image). The link or paragraph that only held the picture goes with it; a
+    figure's caption stays as a paragraph, since it may say something the text does not."""
     if not image or "<img" not in body_html:
         return body_html
     key = image_key(image)
     root = lxml.html.fragment_fromstring(body_html, create_parent="div")
-    for block in list(root)[:3]:
-        if block.tag in ("h2", "h3", "h4"):
-            break
-        pictures = [block] if block.tag == "img" else list(block.iter("img"))
-        repeated = next((img for img in pictures if image_key(img.get("src", "")) == key), None)
-        if repeated is None:
-            continue
-        target = repeated
-        while target is not block and target.getparent() is not None and len(target.getparent()) == 1 \
+    repeated = [img for img in root.iter("img") if image_key(img.get("src", "")) == key]
+    if not repeated:
+        return body_html
+    for img in repeated:
+        target = img
+        while target.getparent() is not None and target.getparent() is not root and len(target.getparent()) == 1 \
                 and not (target.getparent().text or "").strip() and not (target.tail or "").strip():
             target = target.getparent()  # the <a> or <p> or <figure> that only held it
-        target.drop_tree()  # keeps the tail text
-        text = lxml.html.tostring(root, encoding="unicode", method="html")
-        return text[len("<div>") : -len("</div>")].strip()
-    return body_html
+        figure = target if target.tag == "figure" else next(target.iterancestors("figure"), None)
+        if figure is not None and figure is not root and all(other is img for other in figure.iter("img")):
+            _figure_to_caption(figure)
+            continue
+        if target.getparent() is not None:
+            target.drop_tree()  # keeps the tail text
+    text = lxml.html.tostring(root, encoding="unicode", method="html")
+    return text[len("<div>") : -len("</div>")].strip()
+
+
+def _figure_to_caption(figure) -> None:
+    """Replace a figure whose only picture left by its caption's text, as a paragraph (or by nothing)."""
+    caption = next(figure.iter("figcaption"), None)
+    if caption is None or not caption.text_content().strip():
+        figure.drop_tree()
+        return
+    caption.tag = "p"
+    caption.tail = figure.tail
+    figure.addprevious(caption)
+    figure.getparent().remove(figure)
 
 
 def alt_for(image: str, images: list[tuple[str, str]]) -> str:
