@@ -1,9 +1,12 @@
 """``newsletter build``: issue file in, the four files a send and a review need out.
 
-``build/<slug>/email.html`` (what subscribers get, placeholders in),
-``email.txt`` (its plain-text alternative), ``web.html`` (the browser and
-archive version) and ``sample.eml`` (a complete message for a made-up
-subscriber, to open in a mail client). The preview server and the pre-send
+``build/<slug>/email.html`` (what subscribers get, shown as the made-up sample
+subscriber gets it), ``email.txt`` (its plain-text alternative, likewise),
+``web.html`` (the browser and archive version), ``sample.eml`` (the complete
+message for that sample subscriber, to open in a mail client), and
+``email.template.html`` / ``email.template.txt``: the same two parts with the
+per-recipient placeholder tokens still in, which is what ``send`` fills.
+Line N of ``email.html`` is line N of ``email.template.html``. The preview server and the pre-send
 checks call ``build_issue`` too, so its result is the one shape every later
 step reads.
 
@@ -24,10 +27,10 @@ from .articles.model import Article
 from .config import Site
 from .errors import IssueFileError
 from .issues import Issue, IssueArticle, load_issue
-from .personalize import sample_message
+from .personalize import fill_for_sample, sample_message
 from .render import RenderedIssue, render_issue
 
-OUTPUT_NAMES = ("email.html", "email.txt", "web.html", "sample.eml")
+OUTPUT_NAMES = ("email.html", "email.txt", "web.html", "sample.eml", "email.template.html", "email.template.txt")
 
 
 @dataclass
@@ -104,10 +107,12 @@ def build_issue(site: Site, issue_path: str | os.PathLike, out_dir: Path | None 
 
     target = Path(out_dir if out_dir is not None else site.build_dir) / issue.slug
     contents = {
-        "email.html": rendered.html.encode("utf-8"),
-        "email.txt": rendered.text.encode("utf-8"),
+        "email.html": fill_for_sample(site, rendered, rendered.html, html=True).encode("utf-8"),
+        "email.txt": fill_for_sample(site, rendered, rendered.text, html=False).encode("utf-8"),
         "web.html": rendered.web_html.encode("utf-8"),
         "sample.eml": sample,
+        "email.template.html": rendered.html.encode("utf-8"),
+        "email.template.txt": rendered.text.encode("utf-8"),
     }
     paths = {name: target / name for name in OUTPUT_NAMES}
     write_atomically({paths[name]: contents[name] for name in OUTPUT_NAMES})

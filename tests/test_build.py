@@ -146,7 +146,25 @@ def test_build_reads_articles_with_the_site_as_root(small_site):
     assert article.title == "Dry, cracked hands in winter"
     html = result.paths["email.html"].read_text()
     assert "Wash with lukewarm, not hot, water." in html
-    assert "Hello __NL_FIRST_NAME__, a short one this month." in html
+    assert "Hello Sam, a short one this month." in html
+
+
+def test_the_files_people_open_show_the_sample_subscriber_and_the_templates_say_they_are_templates(small_site):
+    site = Site.load(small_site)
+    result = build_issue(site, small_site / SMALL_ISSUE)
+    html = result.paths["email.html"].read_text()
+    text = result.paths["email.txt"].read_text()
+    template_html = result.paths["email.template.html"].read_text()
+    template_text = result.paths["email.template.txt"].read_text()
+    assert "__NL_" not in html and "__NL_" not in text
+    assert "Hello Sam, a short one this month." in html and "Hello Sam, a short one this month." in text
+    assert f"{site.public_url}/unsubscribe/sample-token" in html
+    assert f"{site.public_url}/unsubscribe/sample-token" in text
+    assert "Hello __NL_FIRST_NAME__, a short one this month." in template_html
+    assert "__NL_UNSUBSCRIBE_URL__" in template_html and "__NL_UNSUBSCRIBE_URL__" in template_text
+    # The checks name lines of email.html: the filled file keeps the template's lines.
+    assert html.count("\n") == template_html.count("\n")
+    assert template_html == result.rendered.html  # what `send` personalises
 
 
 # ------------------------------------------------------------------ the command
