@@ -35,7 +35,7 @@ SCHEMA: dict[tuple[str, str], tuple[type, bool, Any]] = {
     ("sender", "address"): (str, True, None),
     ("sender", "reply_to"): (str, False, ""),
     ("brand", "primary_color"): (str, False, "#1f4e5f"),
-    ("brand", "accent_color"): (str, False, "#c8745a"),
+    ("brand", "accent_color"): (str, False, "#b5593c"),  # 4.7:1 under white button text and on white (WCAG AA)
     ("brand", "background_color"): (str, False, "#f4f1ec"),
     ("brand", "text_color"): (str, False, "#222222"),
     ("footer", "text"): (str, False, ""),
@@ -66,7 +66,7 @@ class SiteConfig:
     language: str = "en-GB"
     sender_reply_to: str = ""
     primary_color: str = "#1f4e5f"
-    accent_color: str = "#c8745a"
+    accent_color: str = "#b5593c"
     background_color: str = "#f4f1ec"
     text_color: str = "#222222"
     footer_text: str = ""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
+from .contrast import check_brand_contrast
 from .document import MailDocument, hidden_reason, squash
 from .model import Finding, Rule
 from .registry import BUILTIN_RULES
@@ -295,4 +296,5 @@ CHECKS: list[tuple[tuple[str, ...], Callable[[MailDocument, object], Iterator[Fi
     (("postal-address-missing", "sender-name-missing"), check_identity),
     (("subject-too-long", "preheader-missing"), check_subject_and_preheader),
     (("text-part-incomplete",), check_text_part),
+    (("brand-contrast",), check_brand_contrast),
 ]
