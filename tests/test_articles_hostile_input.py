@@ -30,6 +30,7 @@ def test_only_web_mail_and_phone_links_survive(hostile):
     assert _links(hostile.body_html) == [
         "https://evil.example.net/phish",  # protocol-relative //evil…: made https, never left scheme-less
         "https://www.oakridge-clinic.example.com/offers/terms/",  # relative, against the canonical URL
+        "https://evil.example.net/frame",  # the <iframe>, as a plain "Watch the video" link (no frame runs)
         "mailto:offers@oakridge-clinic.example.com?subject=Spring",
         "tel:+441632960111",
     ]

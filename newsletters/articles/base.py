@@ -21,6 +21,8 @@ from ..errors import ArticleError
 from .model import Article
 
 SUMMARY_LENGTH = 200
+# The paragraph page_repair writes in place of an embedded player, as it reads after sanitizing.
+VIDEO_LINK_RE = re.compile(r'<p>Watch the video(?: on [A-Za-z]+)?: <a href="([^"]+)"')
 
 MONTHS = {
     name: number
@@ -90,6 +92,11 @@ class BaseReader:
                 article.warnings.append(
                     f"the image {src} in the article body has no alt text: add a short description to it at the source"
                 )
+        for player in dict.fromkeys(VIDEO_LINK_RE.findall(article.body_html)):
+            article.warnings.append(
+                f"the embedded video or frame {html.unescape(player)} cannot play in an e-mail: "
+                'it became a "Watch the video" link to it'
+            )
         urls = [article.url] + body_urls(article.body_html) + [article.image]
         relative = list(dict.fromkeys(url for url in urls if url and not urlsplit(url).scheme))
         if relative:
