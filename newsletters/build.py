@@ -25,9 +25,9 @@ from pathlib import Path
 
 from .articles.model import Article
 from .config import Site
-from .errors import IssueFileError
+from .errors import ArticleError, IssueFileError
 from .issues import Issue, IssueArticle, load_issue
-from .personalize import fill_for_sample, sample_message
+from .personalize import GMAIL_CLIP_BYTES, encoded_html_size, fill_for_sample, sample_message
 from .render import RenderedIssue, render_issue
 
 OUTPUT_NAMES = ("email.html", "email.txt", "web.html", "sample.eml", "email.template.html", "email.template.txt")
@@ -42,6 +42,12 @@ class BuildResult:
     paths: dict[str, Path] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    encoded_html_bytes: int = 0  # the HTML part as sample.eml carries it: what Gmail counts
+
+    @property
+    def clipped_by_gmail(self) -> bool:
+        """Gmail hides the rest of a message whose HTML part passes 102 KB, unsubscribe link included."""
+        return self.encoded_html_bytes > GMAIL_CLIP_BYTES
 
 
 def resolve_issue_path(site: Site | str | os.PathLike, issue_path: str | os.PathLike) -> Path:
@@ -66,11 +72,18 @@ def resolve_issue_path(site: Site | str | os.PathLike, issue_path: str | os.Path
 
 
 def read_articles(site: Site, issue: Issue) -> list[tuple[IssueArticle, Article]]:
+    """Each ``[[articles]]`` entry read; an entry that cannot be read is named as the issue file counts it."""
     from .articles import read_one
 
-    return [
-        (entry, read_one(entry.source, root=site.root, base_url=site.config.website)) for entry in issue.articles
-    ]
+    articles = []
+    for n, entry in enumerate(issue.articles, 1):
+        try:
+            articles.append((entry, read_one(entry.source, root=site.root, base_url=site.config.website)))
+        except ArticleError as exc:
+            raise ArticleError(
+                exc.message, where=f"{issue.path}: articles[{n}]: {exc.where or entry.source}", hint=exc.hint
+            ) from None
+    return articles
 
 
 def write_atomically(files: dict[Path, bytes]) -> None:
@@ -127,4 +140,5 @@ def build_issue(site: Site, issue_path: str | os.PathLike, out_dir: Path | None 
         paths=paths,
         warnings=list(rendered.warnings),
         timings=timings,
+        encoded_html_bytes=encoded_html_size(sample),
     )

@@ -10,7 +10,6 @@ address, colours) lives in ``newsletter.toml`` and is committed; what must not b
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from .errors import ConfigError
+from .toml_errors import load_toml
 
 CONFIG_NAME = "newsletter.toml"
 
@@ -146,10 +146,7 @@ class Site:
                 where=str(root),
                 hint="run this in a site folder, pass --site DIR, or create one with `newsletter init DIR`",
             )
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from None
+        data = load_toml(path.read_text(encoding="utf-8"), path, ConfigError)
         config = parse_config(data, path)
         env = {k: v for k, v in dotenv_values(root / ".env").items() if v is not None}
         env.update(os.environ)  # the real environment wins over .env

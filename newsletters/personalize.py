@@ -40,6 +40,8 @@ MAX_NAME = 200  # characters; keeps every header line far below the 998-byte lim
 MAX_URL = 800
 
 SAMPLE_RECIPIENT = ("Sam Sample", "sam@example.com", "Sam")
+# Gmail shows "[Message clipped]" and hides the rest, unsubscribe link included, past this many bytes of HTML.
+GMAIL_CLIP_BYTES = 102 * 1024
 
 # Control characters (NEL and the Unicode line separators too: str.splitlines
 # breaks on them) and encoded-words are what turn data into extra headers.

@@ -47,7 +47,6 @@ from .render_content import (  # noqa: F401  (the placeholders are part of this 
 
 EMAIL_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
-GMAIL_CLIP_BYTES = 102 * 1024
 
 @dataclass
 class RenderedIssue:
@@ -67,12 +66,8 @@ class RenderedIssue:
 
     @property
     def html_bytes(self) -> int:
+        """UTF-8 bytes of the HTML; not what Gmail counts (see ``personalize.encoded_html_size``)."""
         return len(self.html.encode("utf-8"))
-
-    @property
-    def clipped_by_gmail(self) -> bool:
-        """Gmail hides the rest of a message whose HTML passes 102 KB, unsubscribe link included."""
-        return self.html_bytes > GMAIL_CLIP_BYTES
 
 
 # ---------------------------------------------------------------- templates
@@ -377,11 +372,6 @@ def render_issue(site: Site, issue: Issue, articles: list[tuple[IssueArticle, Ar
             warnings.append(
                 f"the e-mail has no unsubscribe link ({token} missing): a site template must keep it in the footer"
             )
-    size = len(email_html.encode("utf-8"))
-    if size > GMAIL_CLIP_BYTES:
-        warnings.append(
-            f"email.html is {size / 1024:.0f} KB: Gmail clips messages over 102 KB, hiding the footer and unsubscribe link"
-        )
     return RenderedIssue(
         slug=issue.slug,
         subject=context["issue"]["subject"],

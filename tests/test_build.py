@@ -16,6 +16,7 @@ from newsletters.cli import cli
 from newsletters.config import Site
 from newsletters.errors import IssueFileError, RenderError
 from newsletters.issues import load_issue
+from test_checks_support import encoded_html_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "render"
 EXAMPLE_ISSUE = "issues/2026-11.toml"
@@ -178,8 +179,13 @@ def test_build_command_prints_paths_warnings_and_size(small_site, tmp_path):
     for name in OUTPUT_NAMES:
         assert f"wrote {tmp_path / 'o' / '2026-12' / name}" in result.output
     assert "warning: issue has no preheader" in result.output
-    size_kb = (tmp_path / "o" / "2026-12" / "email.html").stat().st_size / 1024
-    assert f"email.html is {size_kb:.1f} KB (under Gmail's 102 KB clipping limit)" in result.output
+    size_kb = encoded_html_bytes(build_result_paths(tmp_path / "o" / "2026-12")) / 1024
+    assert f"email.html is {size_kb:.1f} KB as sent, encoded as in sample.eml (under Gmail's 102 KB clipping limit)" in result.output
+
+
+def build_result_paths(folder: Path):
+    """What encoded_html_bytes reads: an object with the built files' paths."""
+    return type("Built", (), {"paths": {name: folder / name for name in OUTPUT_NAMES}})()
 
 
 def test_build_command_reports_a_bad_issue_in_one_line(small_site):
@@ -187,3 +193,14 @@ def test_build_command_reports_a_bad_issue_in_one_line(small_site):
     assert result.exit_code == 1
     assert "error: issues/nope.toml: no such issue file" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_missing_article_names_the_issue_entry_and_the_path(site_dir):
+    issue = site_dir / EXAMPLE_ISSUE
+    text = issue.read_text(encoding="utf-8")
+    sources = [line for line in text.splitlines() if line.startswith("source = ")]
+    third = sources[2].split('"')[1]
+    issue.write_text(text.replace(f'"{third}"', '"articles/not-written-yet.md"'), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--site", str(site_dir), "build", EXAMPLE_ISSUE])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {issue}: articles[3]: articles/not-written-yet.md: no such file")

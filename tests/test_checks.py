@@ -228,6 +228,24 @@ def test_html_part_over_90_kb_warns_and_over_102_kb_is_clipped(site_dir):
     assert found(build_and_check(site_dir, _size_issue(site_dir, 10))[1], "html-size-warning", "html-size-clipped") == []
 
 
+def test_build_and_check_print_one_size_for_an_issue_near_the_limit(site_dir):
+    """Between about 94 and 102 KB the file on disk and the encoded part used to give two answers."""
+    import json
+    import re
+
+    from click.testing import CliRunner
+
+    from newsletters.cli import cli
+
+    issue = _size_issue(site_dir, 270)
+    built = CliRunner().invoke(cli, ["--site", str(site_dir), "build", str(issue), "--no-checks"])
+    checked = CliRunner().invoke(cli, ["--site", str(site_dir), "check", str(issue), "--json"])
+    build_kb = re.search(r"email.html is ([\d.]+) KB as sent", built.output).group(1)
+    [size] = [f for f in json.loads(checked.stdout)["findings"] if f["rule"].startswith("html-size")]
+    assert f"encoded HTML part is {build_kb} KB" in size["text"]
+    assert float(build_kb) > 90
+
+
 def test_sample_message_without_one_click_unsubscribe_headers(site_dir):
     result, report = build_and_check(site_dir, clean_issue(site_dir))
     assert found(report) == []

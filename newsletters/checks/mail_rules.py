@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
+from ..personalize import GMAIL_CLIP_BYTES
 from .contrast import check_brand_contrast
 from .document import MailDocument, hidden_reason, squash
 from .model import Finding, Rule
@@ -24,7 +25,7 @@ from .registry import BUILTIN_RULES
 
 KB = 1024
 HTML_WARN_BYTES = 90 * KB
-HTML_CLIP_BYTES = 102 * KB
+HTML_CLIP_BYTES = GMAIL_CLIP_BYTES
 SUBJECT_MAX = 78
 SAFE_LINK_SCHEMES = {"http", "https", "mailto", "tel", "sms"}
 PLACEHOLDER_URL_RE = re.compile(r"^__NL_[A-Z0-9_]+__$")
