@@ -86,17 +86,35 @@ def read_articles(site: Site, issue: Issue) -> list[tuple[IssueArticle, Article]
     return articles
 
 
+def current_umask() -> int:
+    """The process's umask. Linux says it in /proc; elsewhere it can only be read by setting it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(files: dict[Path, bytes]) -> None:
     """Write every file to a temporary name first, then rename them all into place.
 
     If any write fails, the temporaries are removed and no final file changes.
+    The files get the permissions any new file would (0666 less the umask):
+    ``mkstemp`` makes them 0600, which would hide a build from the web server
+    or a colleague that ``open()`` would have let read it.
     """
+    mode = 0o666 & ~current_umask()
     temps: list[tuple[Path, Path]] = []
     try:
         for path, data in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             temps.append((Path(temp), path))
+            os.fchmod(fd, mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
         for temp, path in temps:

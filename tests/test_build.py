@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
+import re
 import shutil
+import stat
 from pathlib import Path
 
 import lxml.html
@@ -178,7 +181,8 @@ def test_build_command_prints_paths_warnings_and_size(small_site, tmp_path):
     assert result.exit_code == 0, result.output
     for name in OUTPUT_NAMES:
         assert f"wrote {tmp_path / 'o' / '2026-12' / name}" in result.output
-    assert "warning: issue has no preheader" in result.output
+    assert "preheader-missing" in result.output  # said once, as the check finding
+    assert "warning: issue has no preheader" not in result.output
     size_kb = encoded_html_bytes(build_result_paths(tmp_path / "o" / "2026-12")) / 1024
     assert f"email.html is {size_kb:.1f} KB as sent, encoded as in sample.eml (under Gmail's 102 KB clipping limit)" in result.output
 
@@ -204,3 +208,26 @@ def test_a_missing_article_names_the_issue_entry_and_the_path(site_dir):
     result = CliRunner().invoke(cli, ["--site", str(site_dir), "build", EXAMPLE_ISSUE])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {issue}: articles[3]: articles/not-written-yet.md: no such file")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_built_files_follow_the_umask_like_any_new_file(small_site, umask, mode):
+    previous = os.umask(umask)
+    try:
+        result = build_issue(Site.load(small_site), small_site / SMALL_ISSUE)
+    finally:
+        os.umask(previous)
+    assert {name: stat.S_IMODE(path.stat().st_mode) for name, path in result.paths.items()} == {
+        name: mode for name in OUTPUT_NAMES
+    }
+
+
+def test_image_widths_are_whole_pixels(site_dir):
+    """The example's cards put images in a 38% column: MJML computes 194.88 px for them."""
+    result = build_issue(Site.load(site_dir), site_dir / EXAMPLE_ISSUE)
+    for html in (result.rendered.html, result.rendered.web_html):
+        tree = lxml.html.document_fromstring(html)
+        widths = [img.get("width") for img in tree.iter("img")]
+        assert widths and all(w.isdigit() for w in widths), widths
+        assert "194" in widths  # the card images, rounded down so they never outgrow their column
+        assert not re.search(r"width:\s*\d+\.\d+px", html)

@@ -304,3 +304,27 @@ def test_registry_names_every_rule_the_issue_asks_for_with_severity_and_fix():
     assert {rule_id: RULES[rule_id].severity for rule_id in asked} == asked
     for rule in RULES.values():
         assert rule.description.strip() and rule.fix.strip(), rule.id
+
+
+def test_an_image_without_alt_text_is_one_check_finding_and_no_build_warning(site_dir):
+    """Said once per picture, in the words of the check, not again by the reader or the renderer."""
+    from click.testing import CliRunner
+
+    from newsletters.cli import cli
+    from tests.conftest import FIXTURES
+
+    name = "markdown_post_with_two_pictures_and_no_alt_text.md"
+    (site_dir / "articles" / name).write_bytes((FIXTURES / "issue13" / name).read_bytes())
+    issue = write_issue(site_dir, "alt.toml", ISSUE_HEAD + f'\n[[articles]]\nsource = "articles/{name}"\nmode = "full"\n')
+    result, report = build_and_check(site_dir, issue)
+    missing = [(f.where, f.text) for f in report.findings if f.rule == "image-missing-alt"]
+    assert missing == [
+        (f"article articles/{name}", "https://www.oakbridge-skin.example.org/uploads/2026/11/peels-before.jpg"
+         " (the article's title stands in for now)"),
+        (f"article articles/{name}", "https://www.oakbridge-skin.example.org/uploads/2026/11/peels-after.jpg"
+         " (the article's title stands in for now)"),
+    ]
+    assert not any("alt text" in w for w in result.warnings)
+    built = CliRunner().invoke(cli, ["--site", str(site_dir), "build", str(issue)])
+    assert built.exit_code == 0
+    assert "alt text" not in built.stderr  # no `warning:` line repeats the findings

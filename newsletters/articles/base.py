@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 import lxml.html
 
 from ..errors import ArticleError
-from .model import Article
+from .model import Article, ReaderWarning
 
 SUMMARY_LENGTH = 200
 # The paragraph page_repair writes in place of an embedded player, as it reads after sanitizing.
@@ -83,15 +83,16 @@ class BaseReader:
         else:
             article.summary = summarize(article.summary)
         if article.image and not article.image_alt.strip():
-            article.warnings.append(
+            article.warnings.append(ReaderWarning(
                 f"the lead image {article.image} has no alt text: describe it in a few words "
-                "(mail clients that block images show the alt text instead, and screen readers read it)"
-            )
-        for src, alt in images:
-            if not alt.strip() and src != article.image:
-                article.warnings.append(
-                    f"the image {src} in the article body has no alt text: add a short description to it at the source"
-                )
+                "(mail clients that block images show the alt text instead, and screen readers read it)",
+                covered_by="image-missing-alt",
+            ))
+        for src in dict.fromkeys(src for src, alt in body_images(article.body_html) if not alt.strip()):
+            article.warnings.append(ReaderWarning(
+                f"the image {src} in the article body has no alt text: add a short description to it at the source",
+                covered_by="image-missing-alt",
+            ))
         for player in dict.fromkeys(VIDEO_LINK_RE.findall(article.body_html)):
             article.warnings.append(
                 f"the embedded video or frame {html.unescape(player)} cannot play in an e-mail: "
@@ -101,10 +102,11 @@ class BaseReader:
         relative = list(dict.fromkeys(url for url in urls if url and not urlsplit(url).scheme))
         if relative:
             shown = ", ".join(relative[:3]) + (", …" if len(relative) > 3 else "")
-            article.warnings.append(
+            article.warnings.append(ReaderWarning(
                 f"relative address(es) {shown} cannot be completed because no web address is known: "
-                "give the article's url, or run the command in the site folder"
-            )
+                "give the article's url, or run the command in the site folder",
+                covered_by="link-relative",
+            ))
         return article
 
 
