@@ -48,6 +48,11 @@ SCHEMA: dict[tuple[str, str], tuple[type, bool, Any]] = {
     ("subscribe", "double_opt_in"): (bool, False, True),
     # What `{first_name}` becomes when a subscriber gave no first name ("Hi there,").
     ("personalization", "first_name_fallback"): (str, False, "there"),
+    # Campaign tags on links to the clinic's own website (newsletters/tracking.py); off unless asked for.
+    ("tracking", "utm"): (bool, False, False),
+    ("tracking", "utm_source"): (str, False, "newsletter"),
+    ("tracking", "utm_medium"): (str, False, "email"),
+    ("tracking", "utm_campaign"): (str, False, ""),  # empty: the slug
 }
 
 
@@ -74,6 +79,10 @@ class SiteConfig:
     consent_text: str = ""
     double_opt_in: bool = True
     personalization_first_name_fallback: str = "there"
+    tracking_utm: bool = False
+    tracking_utm_source: str = "newsletter"
+    tracking_utm_medium: str = "email"
+    tracking_utm_campaign: str = ""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -124,6 +133,9 @@ def parse_config(data: dict, path: Path) -> SiteConfig:
             where=str(path),
             hint='e.g. address = "news@example-clinic.co.uk" under [sender]',
         )
+    for key in ("utm_source", "utm_medium"):
+        if not values[f"tracking_{key}"].strip():
+            raise ConfigError(f"tracking.{key} is empty", where=str(path), hint="remove the key for the default, or give it a value")
     values["website"] = website.rstrip("/")
     return SiteConfig(**values, raw=data)
 

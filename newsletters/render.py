@@ -36,6 +36,7 @@ from .config import Site
 from .errors import RenderError
 from .issues import Issue, IssueArticle
 from .plaintext import underline, wrap
+from .tracking import tag_html, tag_text, utm_tags
 from .render_content import (  # noqa: F401  (the placeholders are part of this module's interface)
     FIRST_NAME,
     PLACEHOLDERS,
@@ -379,6 +380,9 @@ def render_issue(site: Site, issue: Issue, articles: list[tuple[IssueArticle, Ar
     web_html = whole_pixels(compile_mjml(web_mjml))
     t2 = time.perf_counter()
     email_html = inline_css(email_html)
+    tags = utm_tags(site.config, issue.slug)
+    email_html = tag_html(email_html, site.config.website, tags)
+    text = tag_text(text, site.config.website, tags)
     t3 = time.perf_counter()
     timings.update(render=t1 - t0, mjml=t2 - t1, inline=t3 - t2)
 

@@ -20,6 +20,7 @@ import lxml.html
 import markdown as markdown_lib
 
 from ..personalize import encoded_html_size, qp_encode
+from ..tracking import untagged
 from .phrase_rules import normalize_text
 
 SKIP_TAGS = {"head", "script", "style", "title", "template", "noscript"}
@@ -194,7 +195,16 @@ class MailDocument:
         return None
 
     def where_for_url(self, url: str, kind: str = "href") -> str | None:
-        """The article, intro or call to action that put this link or image into the mail, if any did."""
+        """The article, intro or call to action that put this link or image into the mail, if any did.
+
+        A link may carry the campaign tags ``[tracking] utm`` added, which its source did not."""
+        for candidate in dict.fromkeys((url, untagged(url))):
+            where = self._where_for_exact_url(candidate, kind)
+            if where is not None:
+                return where
+        return None
+
+    def _where_for_exact_url(self, url: str, kind: str) -> str | None:
         if not url:
             return None
         cta = getattr(self.issue, "cta", None)

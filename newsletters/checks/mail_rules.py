@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..articles.base import body_images
 from ..personalize import GMAIL_CLIP_BYTES
+from ..tracking import untagged
 from .contrast import check_brand_contrast
 from .document import MailDocument, hidden_reason, squash
 from .model import Finding, Rule
@@ -213,7 +214,8 @@ def check_links(doc: MailDocument, settings) -> Iterator[Finding]:
             yield finding("link-click-here", where, short(text), html_line=line)
         # Only links someone wrote (article bodies, intro, call to action) are compared: the
         # template's own pairs (title and "Read more", logo and web address) are deliberate.
-        written = (href, squash(a.text_content())) in doc.written_links()
+        said = squash(a.text_content())
+        written = (href, said) in doc.written_links() or (untagged(href), said) in doc.written_links()
         if written and kind == "ok" and not href.lower().startswith(("mailto:", "tel:", "sms:")):
             texts_by_url.setdefault(href, []).append((text, a))
     for href, entries in texts_by_url.items():
