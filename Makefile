@@ -53,6 +53,8 @@ test: install-test system-deps
 bench: install
 	$(PY) bench/build.py
 	$(PY) bench/send.py
+	$(PY) bench/preview.py
+	$(PY) bench/send_startup.py
 
 clean:
 	rm -rf $(VENV) $(SITE)/build $(SITE)/outbox $(SITE)/reports $(SITE)/newsletter.db $(SITE)/newsletter.db-*

@@ -116,7 +116,8 @@ def _show_plan(console: Console, plan, issue: str) -> None:
             "nothing is e-mailed.[/]"
         )
     if plan.checks is not None:
-        console.print(f"Checks:     {plan.checks.summary()}")
+        reused = " (same content as the last check: results reused, SpamAssassin not run again)" * plan.checks.reused
+        console.print(f"Checks:     {plan.checks.summary()}{reused}")
         for finding in plan.checks.warnings:  # counted above: say which they are
             console.print(f"  warning {escape(finding.rule)} ({escape(finding.where)}): {escape(finding.text)}")
     if plan.content_changed:
