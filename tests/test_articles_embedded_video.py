@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lxml.html
 
-from newsletters.articles import read_one
+from newsletters.articles import read_one, sanitize_html
 from tests.conftest import FIXTURES
 
 OWN = FIXTURES / "issue13"
@@ -39,7 +39,5 @@ def test_a_loom_embed_on_a_saved_page_survives_the_extractor_as_a_link():
 
 
 def test_a_plugin_object_that_is_no_video_still_goes_without_a_link():
-    from newsletters.articles import sanitize_html
-
     clean = sanitize_html('<object data="https://example.org/game.swf"></object><p>After</p>', base_url="")
     assert clean == "<p>After</p>"

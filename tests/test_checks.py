@@ -7,13 +7,18 @@ site, with articles and site templates written for the case.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from newsletters.checks import RULES
+from newsletters.cli import cli
 from newsletters.errors import CheckFailed, IssueFileError
 
+from tests.conftest import FIXTURES
 from test_checks_support import (
     WEBSITE,
     add_article,
@@ -230,13 +235,6 @@ def test_html_part_over_90_kb_warns_and_over_102_kb_is_clipped(site_dir):
 
 def test_build_and_check_print_one_size_for_an_issue_near_the_limit(site_dir):
     """Between about 94 and 102 KB the file on disk and the encoded part used to give two answers."""
-    import json
-    import re
-
-    from click.testing import CliRunner
-
-    from newsletters.cli import cli
-
     issue = _size_issue(site_dir, 270)
     built = CliRunner().invoke(cli, ["--site", str(site_dir), "build", str(issue), "--no-checks"])
     checked = CliRunner().invoke(cli, ["--site", str(site_dir), "check", str(issue), "--json"])
@@ -308,11 +306,6 @@ def test_registry_names_every_rule_the_issue_asks_for_with_severity_and_fix():
 
 def test_an_image_without_alt_text_is_one_check_finding_and_no_build_warning(site_dir):
     """Said once per picture, in the words of the check, not again by the reader or the renderer."""
-    from click.testing import CliRunner
-
-    from newsletters.cli import cli
-    from tests.conftest import FIXTURES
-
     name = "markdown_post_with_two_pictures_and_no_alt_text.md"
     (site_dir / "articles" / name).write_bytes((FIXTURES / "issue13" / name).read_bytes())
     issue = write_issue(site_dir, "alt.toml", ISSUE_HEAD + f'\n[[articles]]\nsource = "articles/{name}"\nmode = "full"\n')

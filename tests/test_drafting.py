@@ -18,6 +18,7 @@ from newsletters.drafting import DraftNotes, draft_issue
 from newsletters.errors import ArticleError, IssueFileError
 from newsletters.issues import load_issue
 from tests.conftest import FIXTURES
+from tests.send_fixtures import add_subscribers, make_send_site
 
 TODAY = dt.date(2026, 11, 2)
 NEWS = "articles/news.xml#https://www.larkfield-clinic.example.com/blog/"
@@ -190,8 +191,6 @@ def test_an_unreadable_send_report_is_a_warning_naming_it(site_dir):
 
 def test_the_cut_off_comes_from_a_real_send(site_dir):
     """`newsletter send` to the outbox, then `newsletter new`: the sent issue's date is the cut-off."""
-    from tests.send_fixtures import add_subscribers, make_send_site
-
     _clear_issues(site_dir)
     make_send_site(site_dir)
     add_subscribers(site_dir, 2)

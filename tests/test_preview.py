@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -302,8 +303,6 @@ def test_the_command_serves_until_interrupted(site_dir):
 
 def test_a_version_request_waits_for_the_next_build_and_answers_with_it(preview, site_dir):
     """The page's /version?after=V is answered when a newer build exists, not at its next poll."""
-    import threading
-
     old = version(preview)["version"]
     answers: list[dict] = []
     waiting = threading.Thread(
@@ -320,8 +319,6 @@ def test_a_version_request_waits_for_the_next_build_and_answers_with_it(preview,
 
 
 def test_stopping_the_server_answers_a_waiting_version_request(site_dir):
-    import threading
-
     server = serve_preview(site_dir, ISSUE, port=0)
     old = version(server)["version"]
     answers: list[int] = []
