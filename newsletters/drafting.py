@@ -199,6 +199,8 @@ def last_sent_cutoff(site: Site, warnings: list[str]) -> Cutoff | None:
             data = json.loads(report.read_text(encoding="utf-8"))
             sent = int(data["summary"]["sent"])
             started = dt.datetime.fromisoformat(data["created_at"])
+            if started.tzinfo is None:  # the ledger stores UTC; an older report may say so without an offset
+                started = started.replace(tzinfo=dt.timezone.utc)
             issue_path = str(data["issue_path"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             warnings.append(f"{report}: not a send report that can be read ({type(exc).__name__}: {exc}); ignored")

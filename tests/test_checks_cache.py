@@ -90,3 +90,15 @@ def test_send_after_build_does_not_score_the_same_message_again(site_dir):
     assert sent.returncode == 0, sent.stderr
     assert "results reused, SpamAssassin not run again" in sent.stdout
     assert "marker from the cache" in sent.stdout  # the plan's warnings are the stored ones
+
+
+@needs_spamassassin
+def test_a_new_public_url_changes_the_sample_message_so_the_checks_run_again(site_dir):
+    """PUBLIC_URL lives in .env, not in the issue: it still changes the links SpamAssassin reads."""
+    make_send_site(site_dir)
+    first_result, _ = _check(site_dir)
+    _doctor_cached_score(first_result, 1.25)
+    env = site_dir / ".env"
+    env.write_text(env.read_text().replace("https://news.larkfield-clinic.example.com", "https://mail.larkfield.example.org"))
+    _, again = _check(site_dir)
+    assert not again.reused and again.spam.score != 1.25

@@ -6,7 +6,10 @@ same message again. So a full check run (with SpamAssassin) is written to
 ``build/<slug>/.checks.json`` under a digest of everything the rules read,
 and a later run over a build with the same digest reads it instead:
 
-- the rendered subject, preheader, HTML and text (what ``send`` delivers);
+- the rendered subject, preheader, HTML and text (what ``send`` delivers), and
+  the sample message SpamAssassin scores, less what differs on every build
+  (its Date, Message-ID and MIME boundary) but with every header and link
+  that comes from ``.env`` (``PUBLIC_URL``) or ``newsletter.toml``;
 - the site's ``newsletter.toml`` (sender, colours, ``[checks]``) and its
   ``checks.toml``, and the issue file's ``[[accept]]`` tables;
 - the size of every local image file the e-mail shows (``image-too-heavy``);
@@ -22,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 from .. import __version__
@@ -46,6 +50,7 @@ def content_digest(doc: MailDocument, settings: CheckSettings) -> str:
 
     for part in (FORMAT, __version__, doc.subject, doc.preheader, doc.html, doc.text):
         add(part)
+    add(_steady(doc.sample_eml or b""))
     config = getattr(doc.site, "config", None)
     add(json.dumps(getattr(config, "raw", {}), sort_keys=True, default=str))
     rules_file = settings.site_rules_path
@@ -58,6 +63,15 @@ def content_digest(doc: MailDocument, settings: CheckSettings) -> str:
     spamassassin = spamassassin_path()
     add((spamassassin, _mtime(spamassassin)) if spamassassin else "no spamassassin")
     return h.hexdigest()
+
+
+_VOLATILE_HEADER = re.compile(rb"^(?:Date|Message-ID):[^\r\n]*\r?\n", re.M | re.I)
+_BOUNDARY = re.compile(rb"=_nl_[0-9a-f]+")
+
+
+def _steady(message: bytes) -> bytes:
+    """The sample message without what changes on every build of the same content."""
+    return _BOUNDARY.sub(b"=_nl_", _VOLATILE_HEADER.sub(b"", message))
 
 
 def _mtime(path: str) -> int:
