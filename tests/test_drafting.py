@@ -15,7 +15,7 @@ from newsletters.articles import read_one
 from newsletters.cli import cli
 from newsletters.config import Site
 from newsletters.drafting import DraftNotes, draft_issue
-from newsletters.errors import ArticleError, IssueFileError
+from newsletters.errors import ArticleError
 from newsletters.issues import load_issue
 from tests.conftest import FIXTURES
 from tests.send_fixtures import add_subscribers, make_send_site
