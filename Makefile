@@ -41,7 +41,7 @@ demo: install
 	$(NL) --site $(SITE) recipients import subscribers.csv
 	$(NL) --site $(SITE) send $(ISSUE) --yes
 	@echo
-	@echo "Built issue:   $(SITE)/build/2026-11/ (email.html, email.txt, web.html, sample.eml)"
+	@echo "Built issue:   $(SITE)/build/2026-11/ (email.html, email.txt, web.html, sample.eml; email.template.* for sending)"
 	@echo "Subscribers:   $(SITE)/newsletter.db (try: $(NL) --site $(SITE) recipients list)"
 	@echo "Sent messages: $(SITE)/outbox/new/ (a maildir: no SMTP_HOST is set)"
 	@echo "Send report:   $(SITE)/reports/ (and: $(NL) --site $(SITE) sends)"
@@ -53,6 +53,8 @@ test: install-test system-deps
 bench: install
 	$(PY) bench/build.py
 	$(PY) bench/send.py
+	$(PY) bench/preview.py
+	$(PY) bench/send_startup.py
 
 clean:
 	rm -rf $(VENV) $(SITE)/build $(SITE)/outbox $(SITE)/reports $(SITE)/newsletter.db $(SITE)/newsletter.db-* $(SITE)/newsletter.db.send-lock

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     result, samples, totals = bench_build(site, args.issue, args.runs)
     mean_total = statistics.mean(totals)
     print(f"\nbuild of {args.issue}: {args.runs} runs, mean {mean_total * 1000:.1f} ms per build "
-          f"(email.html {result.rendered.html_bytes / 1024:.1f} KB, {len(result.articles)} articles)")
+          f"(email.html {result.encoded_html_bytes / 1024:.1f} KB as sent, {len(result.articles)} articles)")
     print(f"  {'stage':<8} {'mean ms':>9} {'share':>7}")
     for stage in STAGES:
         mean = statistics.mean(samples[stage])

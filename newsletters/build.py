@@ -1,9 +1,12 @@
 """``newsletter build``: issue file in, the four files a send and a review need out.
 
-``build/<slug>/email.html`` (what subscribers get, placeholders in),
-``email.txt`` (its plain-text alternative), ``web.html`` (the browser and
-archive version) and ``sample.eml`` (a complete message for a made-up
-subscriber, to open in a mail client). The preview server and the pre-send
+``build/<slug>/email.html`` (what subscribers get, shown as the made-up sample
+subscriber gets it), ``email.txt`` (its plain-text alternative, likewise),
+``web.html`` (the browser and archive version), ``sample.eml`` (the complete
+message for that sample subscriber, to open in a mail client), and
+``email.template.html`` / ``email.template.txt``: the same two parts with the
+per-recipient placeholder tokens still in, which is what ``send`` fills.
+Line N of ``email.html`` is line N of ``email.template.html``. The preview server and the pre-send
 checks call ``build_issue`` too, so its result is the one shape every later
 step reads.
 
@@ -23,12 +26,12 @@ from pathlib import Path
 from .articles import read_one
 from .articles.model import Article
 from .config import Site
-from .errors import IssueFileError
+from .errors import ArticleError, IssueFileError
 from .issues import Issue, IssueArticle, load_issue
-from .personalize import sample_message
+from .personalize import GMAIL_CLIP_BYTES, encoded_html_size, fill_for_sample, sample_message
 from .render import RenderedIssue, render_issue
 
-OUTPUT_NAMES = ("email.html", "email.txt", "web.html", "sample.eml")
+OUTPUT_NAMES = ("email.html", "email.txt", "web.html", "sample.eml", "email.template.html", "email.template.txt")
 
 
 @dataclass
@@ -40,6 +43,12 @@ class BuildResult:
     paths: dict[str, Path] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    encoded_html_bytes: int = 0  # the HTML part as sample.eml carries it: what Gmail counts
+
+    @property
+    def clipped_by_gmail(self) -> bool:
+        """Gmail hides the rest of a message whose HTML part passes 102 KB, unsubscribe link included."""
+        return self.encoded_html_bytes > GMAIL_CLIP_BYTES
 
 
 def resolve_issue_path(site: Site | str | os.PathLike, issue_path: str | os.PathLike) -> Path:
@@ -64,22 +73,47 @@ def resolve_issue_path(site: Site | str | os.PathLike, issue_path: str | os.Path
 
 
 def read_articles(site: Site, issue: Issue) -> list[tuple[IssueArticle, Article]]:
-    return [
-        (entry, read_one(entry.source, root=site.root, base_url=site.config.website)) for entry in issue.articles
-    ]
+    """Each ``[[articles]]`` entry read; an entry that cannot be read is named as the issue file counts it."""
+    articles = []
+    for n, entry in enumerate(issue.articles, 1):
+        try:
+            articles.append((entry, read_one(entry.source, root=site.root, base_url=site.config.website)))
+        except ArticleError as exc:
+            raise ArticleError(
+                exc.message, where=f"{issue.path}: articles[{n}]: {exc.where or entry.source}", hint=exc.hint
+            ) from None
+    return articles
+
+
+def current_umask() -> int:
+    """The process's umask. Linux says it in /proc; elsewhere it can only be read by setting it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomically(files: dict[Path, bytes]) -> None:
     """Write every file to a temporary name first, then rename them all into place.
 
     If any write fails, the temporaries are removed and no final file changes.
+    The files get the permissions any new file would (0666 less the umask):
+    ``mkstemp`` makes them 0600, which would hide a build from the web server
+    or a colleague that ``open()`` would have let read it.
     """
+    mode = 0o666 & ~current_umask()
     temps: list[tuple[Path, Path]] = []
     try:
         for path, data in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             temps.append((Path(temp), path))
+            os.fchmod(fd, mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
         for temp, path in temps:
@@ -103,10 +137,12 @@ def build_issue(site: Site, issue_path: str | os.PathLike, out_dir: Path | None 
 
     target = Path(out_dir if out_dir is not None else site.build_dir) / issue.slug
     contents = {
-        "email.html": rendered.html.encode("utf-8"),
-        "email.txt": rendered.text.encode("utf-8"),
+        "email.html": fill_for_sample(site, rendered, rendered.html, html=True).encode("utf-8"),
+        "email.txt": fill_for_sample(site, rendered, rendered.text, html=False).encode("utf-8"),
         "web.html": rendered.web_html.encode("utf-8"),
         "sample.eml": sample,
+        "email.template.html": rendered.html.encode("utf-8"),
+        "email.template.txt": rendered.text.encode("utf-8"),
     }
     paths = {name: target / name for name in OUTPUT_NAMES}
     write_atomically({paths[name]: contents[name] for name in OUTPUT_NAMES})
@@ -121,4 +157,5 @@ def build_issue(site: Site, issue_path: str | os.PathLike, out_dir: Path | None 
         paths=paths,
         warnings=list(rendered.warnings),
         timings=timings,
+        encoded_html_bytes=encoded_html_size(sample),
     )

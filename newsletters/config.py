@@ -10,7 +10,6 @@ address, colours) lives in ``newsletter.toml`` and is committed; what must not b
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from .errors import ConfigError
+from .toml_errors import load_toml
 
 CONFIG_NAME = "newsletter.toml"
 
@@ -35,7 +35,7 @@ SCHEMA: dict[tuple[str, str], tuple[type, bool, Any]] = {
     ("sender", "address"): (str, True, None),
     ("sender", "reply_to"): (str, False, ""),
     ("brand", "primary_color"): (str, False, "#1f4e5f"),
-    ("brand", "accent_color"): (str, False, "#c8745a"),
+    ("brand", "accent_color"): (str, False, "#b5593c"),  # 4.7:1 under white button text and on white (WCAG AA)
     ("brand", "background_color"): (str, False, "#f4f1ec"),
     ("brand", "text_color"): (str, False, "#222222"),
     ("footer", "text"): (str, False, ""),
@@ -48,6 +48,11 @@ SCHEMA: dict[tuple[str, str], tuple[type, bool, Any]] = {
     ("subscribe", "double_opt_in"): (bool, False, True),
     # What `{first_name}` becomes when a subscriber gave no first name ("Hi there,").
     ("personalization", "first_name_fallback"): (str, False, "there"),
+    # Campaign tags on links to the clinic's own website (newsletters/tracking.py); off unless asked for.
+    ("tracking", "utm"): (bool, False, False),
+    ("tracking", "utm_source"): (str, False, "newsletter"),
+    ("tracking", "utm_medium"): (str, False, "email"),
+    ("tracking", "utm_campaign"): (str, False, ""),  # empty: the slug
 }
 
 
@@ -66,7 +71,7 @@ class SiteConfig:
     language: str = "en-GB"
     sender_reply_to: str = ""
     primary_color: str = "#1f4e5f"
-    accent_color: str = "#c8745a"
+    accent_color: str = "#b5593c"
     background_color: str = "#f4f1ec"
     text_color: str = "#222222"
     footer_text: str = ""
@@ -74,6 +79,10 @@ class SiteConfig:
     consent_text: str = ""
     double_opt_in: bool = True
     personalization_first_name_fallback: str = "there"
+    tracking_utm: bool = False
+    tracking_utm_source: str = "newsletter"
+    tracking_utm_medium: str = "email"
+    tracking_utm_campaign: str = ""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -124,6 +133,9 @@ def parse_config(data: dict, path: Path) -> SiteConfig:
             where=str(path),
             hint='e.g. address = "news@example-clinic.co.uk" under [sender]',
         )
+    for key in ("utm_source", "utm_medium"):
+        if not values[f"tracking_{key}"].strip():
+            raise ConfigError(f"tracking.{key} is empty", where=str(path), hint="remove the key for the default, or give it a value")
     values["website"] = website.rstrip("/")
     return SiteConfig(**values, raw=data)
 
@@ -146,10 +158,7 @@ class Site:
                 where=str(root),
                 hint="run this in a site folder, pass --site DIR, or create one with `newsletter init DIR`",
             )
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from None
+        data = load_toml(path.read_text(encoding="utf-8"), path, ConfigError)
         config = parse_config(data, path)
         env = {k: v for k, v in dotenv_values(root / ".env").items() if v is not None}
         env.update(os.environ)  # the real environment wins over .env

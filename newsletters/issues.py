@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import IssueFileError
+from .toml_errors import load_toml
 
 MODES = ("full", "excerpt")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -166,8 +166,5 @@ def load_issue(path: str | Path) -> Issue:
         raise IssueFileError("no such issue file", where=str(path), hint="give the path of a .toml file in issues/") from None
     except UnicodeDecodeError:
         raise IssueFileError("not UTF-8 text", where=str(path)) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise IssueFileError(f"not valid TOML: {exc}", where=str(path)) from None
+    data = load_toml(text, path, IssueFileError)
     return parse_issue(data, path)

@@ -27,6 +27,8 @@ re-serialized, so such text is never passed on.
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import html as html_lib
 import os
 import re
@@ -44,6 +46,8 @@ MAX_NAME = 200  # characters; keeps every header line far below the 998-byte lim
 MAX_URL = 800
 
 SAMPLE_RECIPIENT = ("Sam Sample", "sam@example.com", "Sam")
+# Gmail shows "[Message clipped]" and hides the rest, unsubscribe link included, past this many bytes of HTML.
+GMAIL_CLIP_BYTES = 102 * 1024
 
 # Control characters (NEL and the Unicode line separators too: str.splitlines
 # breaks on them) and encoded-words are what turn data into extra headers.
@@ -323,6 +327,11 @@ class MessageFactory:
         ).encode("ascii")
 
 
+def sample_unsubscribe_url(site: Site) -> str:
+    """The unsubscribe link the made-up subscriber gets (it unsubscribes nobody)."""
+    return f"{site.public_url}/unsubscribe/sample-token"
+
+
 def sample_message(site: Site, rendered: RenderedIssue, slug: str | None = None) -> bytes:
     """The message a made-up subscriber would get: for sample.eml, previews and checks."""
     name, address, first = SAMPLE_RECIPIENT
@@ -331,5 +340,36 @@ def sample_message(site: Site, rendered: RenderedIssue, slug: str | None = None)
         to_email=address,
         to_name=name,
         first_name=first,
-        unsubscribe_url=f"{site.public_url}/unsubscribe/sample-token",
+        unsubscribe_url=sample_unsubscribe_url(site),
     )
+
+
+def fill_for_sample(site: Site, rendered: RenderedIssue, content: str, *, html: bool) -> str:
+    """``content`` (the issue's HTML or text part) as the made-up subscriber reads it.
+
+    What people open from ``build/`` is this, not the tokenised template: an
+    ``email.html`` saying "Hello __NL_FIRST_NAME__," looks broken to anyone who
+    is not the sending code. The values hold no line break, so line N of the
+    filled file is line N of the template (the checks name lines by number).
+    """
+    values = {
+        FIRST_NAME: SAMPLE_RECIPIENT[2],
+        UNSUBSCRIBE_URL: sample_unsubscribe_url(site),
+        VIEW_URL: rendered.view_url or f"{site.public_url}/issues/{rendered.slug}/",
+    }
+    escape = html_lib.escape if html else str
+    return _TOKEN_RE.sub(lambda m: escape(values[m.group(0)]), content)
+
+
+def encoded_html_size(message: bytes) -> int:
+    """Bytes of a message's HTML part as it travels (quoted-printable): what Gmail counts towards its 102 KB.
+
+    The one measure of "how big is this issue" that ``build``, ``check`` and the
+    preview all print, so they cannot disagree.
+    """
+    parsed = email.message_from_bytes(message, policy=email.policy.default)
+    for part in parsed.walk():
+        if part.get_content_type() == "text/html" and not part.is_multipart():
+            payload = part.get_payload(decode=False)
+            return len(payload.encode("ascii", "replace") if isinstance(payload, str) else payload)
+    return 0

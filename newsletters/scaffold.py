@@ -26,7 +26,7 @@ reply_to = ""
 
 [brand]
 primary_color = "#1f4e5f"
-accent_color = "#c8745a"
+accent_color = "#b5593c"
 background_color = "#f4f1ec"
 text_color = "#222222"
 

@@ -152,9 +152,10 @@ def test_divi_post_restores_the_lazy_image_once_and_drops_the_signup_module():
     assert article.author == "Lucy Hartley"
     assert article.published == "2025-03-03"
     root = _root(article.body_html)
-    assert [img.get("src") for img in root.iter("img")] == [
-        "https://primrose-skin.example.com/wp-content/uploads/2025/03/before-after-800x600.jpg"
-    ]  # the data-src, once: not the GIF placeholder, not the <noscript> copy
+    # The data-src, once: not the GIF placeholder, not the <noscript> copy. Being the page's only
+    # picture it leads the article, so the body (shown under the lead image) does not repeat it.
+    assert article.image == "https://primrose-skin.example.com/wp-content/uploads/2025/03/before-after-800x600.jpg"
+    assert [img.get("src") for img in root.iter("img")] == []
     assert [h.text_content() for h in root.iter("h2")] == ["Types of scar", "What we offer"]
     assert 'href="https://primrose-skin.example.com/prices/"' in article.body_html
     _assert_absent(_text(article.body_html), "Get skin tips", "Subscribe", "Follow on", "Instagram", "Recent Posts",
@@ -270,8 +271,9 @@ def test_images_known_only_by_srcset_data_srcset_or_picture_get_a_real_address()
         + "</article></body></html>"
     )
     [article] = HTMLPageReader().read(page, source="peels.html", base_url="https://www.example.com/blog/peels/")
+    # The first picture leads the article (and so is not repeated in the body below it).
+    assert article.image == "https://www.example.com/i/peel-1000.jpg"  # the widest rendition up to 1200 px
     assert _root(article.body_html).xpath("//img/@src") == [
-        "https://www.example.com/i/peel-1000.jpg",  # the widest rendition up to 1200 px, not the 400 px one
         "https://www.example.com/i/b-1200.jpg",  # not the placeholder GIF
         "https://www.example.com/i/c.jpg",  # the lazy <img> inside <picture>
     ]

@@ -30,6 +30,7 @@ def test_only_web_mail_and_phone_links_survive(hostile):
     assert _links(hostile.body_html) == [
         "https://evil.example.net/phish",  # protocol-relative //evil…: made https, never left scheme-less
         "https://www.oakridge-clinic.example.com/offers/terms/",  # relative, against the canonical URL
+        "https://evil.example.net/frame",  # the <iframe>, as a plain "Watch the video" link (no frame runs)
         "mailto:offers@oakridge-clinic.example.com?subject=Spring",
         "tel:+441632960111",
     ]
@@ -60,10 +61,9 @@ def test_javascript_lead_image_is_refused_with_a_warning_and_a_real_picture_take
     assert hostile.image == "https://www.oakridge-clinic.example.com/images/spring.jpg"
     assert hostile.image_alt == "Blossom outside the clinic"
     assert any("javascript:alert(1)" in w and "not a web address" in w for w in hostile.warnings)
-    # The tracking pixel (data:) and the broken onerror image are gone; the real picture stays.
-    assert [el.get("src") for el in _elements(hostile.body_html) if el.tag == "img"] == [
-        "https://www.oakridge-clinic.example.com/images/spring.jpg"
-    ]
+    # The tracking pixel (data:) and the broken onerror image are gone; the real picture is the lead
+    # image, so the body does not show it a second time.
+    assert [el.get("src") for el in _elements(hostile.body_html) if el.tag == "img"] == []
 
 
 def test_base_href_on_another_host_does_not_redirect_relative_links(hostile):

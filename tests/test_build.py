@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
+import re
 import shutil
+import stat
 from pathlib import Path
 
 import lxml.html
@@ -16,6 +19,7 @@ from newsletters.cli import cli
 from newsletters.config import Site
 from newsletters.errors import IssueFileError, RenderError
 from newsletters.issues import load_issue
+from test_checks_support import encoded_html_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "render"
 EXAMPLE_ISSUE = "issues/2026-11.toml"
@@ -146,7 +150,25 @@ def test_build_reads_articles_with_the_site_as_root(small_site):
     assert article.title == "Dry, cracked hands in winter"
     html = result.paths["email.html"].read_text()
     assert "Wash with lukewarm, not hot, water." in html
-    assert "Hello __NL_FIRST_NAME__, a short one this month." in html
+    assert "Hello Sam, a short one this month." in html
+
+
+def test_the_files_people_open_show_the_sample_subscriber_and_the_templates_say_they_are_templates(small_site):
+    site = Site.load(small_site)
+    result = build_issue(site, small_site / SMALL_ISSUE)
+    html = result.paths["email.html"].read_text()
+    text = result.paths["email.txt"].read_text()
+    template_html = result.paths["email.template.html"].read_text()
+    template_text = result.paths["email.template.txt"].read_text()
+    assert "__NL_" not in html and "__NL_" not in text
+    assert "Hello Sam, a short one this month." in html and "Hello Sam, a short one this month." in text
+    assert f"{site.public_url}/unsubscribe/sample-token" in html
+    assert f"{site.public_url}/unsubscribe/sample-token" in text
+    assert "Hello __NL_FIRST_NAME__, a short one this month." in template_html
+    assert "__NL_UNSUBSCRIBE_URL__" in template_html and "__NL_UNSUBSCRIBE_URL__" in template_text
+    # The checks name lines of email.html: the filled file keeps the template's lines.
+    assert html.count("\n") == template_html.count("\n")
+    assert template_html == result.rendered.html  # what `send` personalises
 
 
 # ------------------------------------------------------------------ the command
@@ -159,9 +181,15 @@ def test_build_command_prints_paths_warnings_and_size(small_site, tmp_path):
     assert result.exit_code == 0, result.output
     for name in OUTPUT_NAMES:
         assert f"wrote {tmp_path / 'o' / '2026-12' / name}" in result.output
-    assert "warning: issue has no preheader" in result.output
-    size_kb = (tmp_path / "o" / "2026-12" / "email.html").stat().st_size / 1024
-    assert f"email.html is {size_kb:.1f} KB (under Gmail's 102 KB clipping limit)" in result.output
+    assert "preheader-missing" in result.output  # said once, as the check finding
+    assert "warning: issue has no preheader" not in result.output
+    size_kb = encoded_html_bytes(build_result_paths(tmp_path / "o" / "2026-12")) / 1024
+    assert f"email.html is {size_kb:.1f} KB as sent, encoded as in sample.eml (under Gmail's 102 KB clipping limit)" in result.output
+
+
+def build_result_paths(folder: Path):
+    """What encoded_html_bytes reads: an object with the built files' paths."""
+    return type("Built", (), {"paths": {name: folder / name for name in OUTPUT_NAMES}})()
 
 
 def test_build_command_reports_a_bad_issue_in_one_line(small_site):
@@ -169,3 +197,37 @@ def test_build_command_reports_a_bad_issue_in_one_line(small_site):
     assert result.exit_code == 1
     assert "error: issues/nope.toml: no such issue file" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_missing_article_names_the_issue_entry_and_the_path(site_dir):
+    issue = site_dir / EXAMPLE_ISSUE
+    text = issue.read_text(encoding="utf-8")
+    sources = [line for line in text.splitlines() if line.startswith("source = ")]
+    third = sources[2].split('"')[1]
+    issue.write_text(text.replace(f'"{third}"', '"articles/not-written-yet.md"'), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--site", str(site_dir), "build", EXAMPLE_ISSUE])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {issue}: articles[3]: articles/not-written-yet.md: no such file")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_built_files_follow_the_umask_like_any_new_file(small_site, umask, mode):
+    previous = os.umask(umask)
+    try:
+        result = build_issue(Site.load(small_site), small_site / SMALL_ISSUE)
+    finally:
+        os.umask(previous)
+    assert {name: stat.S_IMODE(path.stat().st_mode) for name, path in result.paths.items()} == {
+        name: mode for name in OUTPUT_NAMES
+    }
+
+
+def test_image_widths_are_whole_pixels(site_dir):
+    """The example's cards put images in a 38% column: MJML computes 194.88 px for them."""
+    result = build_issue(Site.load(site_dir), site_dir / EXAMPLE_ISSUE)
+    for html in (result.rendered.html, result.rendered.web_html):
+        tree = lxml.html.document_fromstring(html)
+        widths = [img.get("width") for img in tree.iter("img")]
+        assert widths and all(w.isdigit() for w in widths), widths
+        assert "194" in widths  # the card images, rounded down so they never outgrow their column
+        assert not re.search(r"width:\s*\d+\.\d+px", html)

@@ -7,13 +7,18 @@ site, with articles and site templates written for the case.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from newsletters.checks import RULES
+from newsletters.cli import cli
 from newsletters.errors import CheckFailed, IssueFileError
 
+from tests.conftest import FIXTURES
 from test_checks_support import (
     WEBSITE,
     add_article,
@@ -140,7 +145,7 @@ def test_article_image_on_the_website_weighed_from_the_site_folder(site_dir):
 def test_unsubscribe_link_that_nobody_can_see_counts_as_missing(site_dir, footer, reason):
     use_template(site_dir, footer, "footer.mjml.j2")
     result, report = build_and_check(site_dir, clean_issue(site_dir))
-    line = html_line(result, "__NL_UNSUBSCRIBE_URL__")
+    line = html_line(result, "/unsubscribe/sample-token")  # the sample subscriber's link, on the template's line
     assert found(report) == [
         ("unsubscribe-missing", "error", f"email.html line {line}", f'unsubscribe link "Unsubscribe" is hidden ({reason})')
     ]
@@ -228,6 +233,17 @@ def test_html_part_over_90_kb_warns_and_over_102_kb_is_clipped(site_dir):
     assert found(build_and_check(site_dir, _size_issue(site_dir, 10))[1], "html-size-warning", "html-size-clipped") == []
 
 
+def test_build_and_check_print_one_size_for_an_issue_near_the_limit(site_dir):
+    """Between about 94 and 102 KB the file on disk and the encoded part used to give two answers."""
+    issue = _size_issue(site_dir, 270)
+    built = CliRunner().invoke(cli, ["--site", str(site_dir), "build", str(issue), "--no-checks"])
+    checked = CliRunner().invoke(cli, ["--site", str(site_dir), "check", str(issue), "--json"])
+    build_kb = re.search(r"email.html is ([\d.]+) KB as sent", built.output).group(1)
+    [size] = [f for f in json.loads(checked.stdout)["findings"] if f["rule"].startswith("html-size")]
+    assert f"encoded HTML part is {build_kb} KB" in size["text"]
+    assert float(build_kb) > 90
+
+
 def test_sample_message_without_one_click_unsubscribe_headers(site_dir):
     result, report = build_and_check(site_dir, clean_issue(site_dir))
     assert found(report) == []
@@ -286,3 +302,22 @@ def test_registry_names_every_rule_the_issue_asks_for_with_severity_and_fix():
     assert {rule_id: RULES[rule_id].severity for rule_id in asked} == asked
     for rule in RULES.values():
         assert rule.description.strip() and rule.fix.strip(), rule.id
+
+
+def test_an_image_without_alt_text_is_one_check_finding_and_no_build_warning(site_dir):
+    """Said once per picture, in the words of the check, not again by the reader or the renderer."""
+    name = "markdown_post_with_two_pictures_and_no_alt_text.md"
+    (site_dir / "articles" / name).write_bytes((FIXTURES / "issue13" / name).read_bytes())
+    issue = write_issue(site_dir, "alt.toml", ISSUE_HEAD + f'\n[[articles]]\nsource = "articles/{name}"\nmode = "full"\n')
+    result, report = build_and_check(site_dir, issue)
+    missing = [(f.where, f.text) for f in report.findings if f.rule == "image-missing-alt"]
+    assert missing == [
+        (f"article articles/{name}", "https://www.oakbridge-skin.example.org/uploads/2026/11/peels-before.jpg"
+         " (the article's title stands in for now)"),
+        (f"article articles/{name}", "https://www.oakbridge-skin.example.org/uploads/2026/11/peels-after.jpg"
+         " (the article's title stands in for now)"),
+    ]
+    assert not any("alt text" in w for w in result.warnings)
+    built = CliRunner().invoke(cli, ["--site", str(site_dir), "build", str(issue)])
+    assert built.exit_code == 0
+    assert "alt text" not in built.stderr  # no `warning:` line repeats the findings

@@ -186,7 +186,7 @@ def test_accepting_the_pom_rule_lets_the_shared_article_through_with_its_reason(
         ("", '[extend]\nlink-relative = ["a"]\n', "[extend] names 'link-relative', which is not a phrase rule", "checks.toml"),
         ("", '[[rules]]\nid = "uk-ad-guaranteed"\nseverity = "error"\ndescription = "d"\nfix = "f"\nphrases = ["a"]\n',
          "rule id 'uk-ad-guaranteed' already exists", "checks.toml"),
-        ("", "[extend\n", "not valid TOML", "checks.toml"),
+        ("", "[extend\n", "not valid TOML: a [section] heading is missing its closing ]", "checks.toml:1"),
     ],
 )
 def test_bad_check_settings_are_errors_naming_the_file_and_key(site_dir, config, site_rules, message, where):

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -298,3 +299,32 @@ def test_the_command_serves_until_interrupted(site_dir):
         out, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
     assert "Stopped." in out
+
+
+def test_a_version_request_waits_for_the_next_build_and_answers_with_it(preview, site_dir):
+    """The page's /version?after=V is answered when a newer build exists, not at its next poll."""
+    old = version(preview)["version"]
+    answers: list[dict] = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(json.loads(get(preview.url + f"version?after={old}")[1])), daemon=True
+    )
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive() and answers == []  # nothing changed yet: the request is held open
+    issue = site_dir / ISSUE
+    issue.write_text(issue.read_text(encoding="utf-8").replace('subject = "', 'subject = "Held: ', 1), encoding="utf-8")
+    waiting.join(20)
+    assert answers and answers[0]["version"] != old and answers[0]["ok"] is True
+    assert "Held: " in get(preview.url)[1]
+
+
+def test_stopping_the_server_answers_a_waiting_version_request(site_dir):
+    server = serve_preview(site_dir, ISSUE, port=0)
+    old = version(server)["version"]
+    answers: list[int] = []
+    waiting = threading.Thread(target=lambda: answers.append(get(server.url + f"version?after={old}")[0]), daemon=True)
+    waiting.start()
+    waiting.join(0.3)
+    server.shutdown()
+    waiting.join(10)
+    assert answers == [200]

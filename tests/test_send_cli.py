@@ -243,3 +243,25 @@ def test_ctrl_c_on_the_command_line_finishes_in_flight_messages_and_says_how_to_
     assert 10 <= report["summary"]["sent"] < 60
     assert resumed.returncode == 0, resumed.stderr
     assert inbox.copies() == Counter({address: 1 for address in readers})
+
+
+def test_send_to_an_empty_list_says_there_is_nobody_yet_and_how_to_import(site_dir):
+    site_dir = make_send_site(site_dir)
+    result = newsletter(site_dir, "send", ISSUE, "--yes")
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "Nobody to send to yet" in out
+    assert "newsletter recipients import subscribers.csv" in out
+    assert "every eligible subscriber has been handled" not in out
+    assert not (site_dir / "outbox").exists() or not any((site_dir / "outbox" / "new").iterdir())
+
+
+def test_send_names_the_warnings_it_counts(site_dir):
+    site_dir = make_send_site(site_dir)
+    issue = site_dir / ISSUE
+    issue.write_text(issue.read_text(encoding="utf-8").replace('preheader = "Daylight, SPF and you"\n', ""), encoding="utf-8")
+    add_subscribers(site_dir, 1)
+    result = newsletter(site_dir, "send", ISSUE, "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "Checks:     0 errors, 1 warning" in result.stdout
+    assert "  warning preheader-missing (preheader): the issue file has no preheader" in result.stdout

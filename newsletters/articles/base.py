@@ -18,9 +18,11 @@ from urllib.parse import urljoin, urlsplit
 import lxml.html
 
 from ..errors import ArticleError
-from .model import Article
+from .model import Article, ReaderWarning
 
 SUMMARY_LENGTH = 200
+# The paragraph page_repair writes in place of an embedded player, as it reads after sanitizing.
+VIDEO_LINK_RE = re.compile(r'<p>Watch the video(?: on [A-Za-z]+)?: <a href="([^"]+)"')
 
 MONTHS = {
     name: number
@@ -81,23 +83,30 @@ class BaseReader:
         else:
             article.summary = summarize(article.summary)
         if article.image and not article.image_alt.strip():
-            article.warnings.append(
+            article.warnings.append(ReaderWarning(
                 f"the lead image {article.image} has no alt text: describe it in a few words "
-                "(mail clients that block images show the alt text instead, and screen readers read it)"
+                "(mail clients that block images show the alt text instead, and screen readers read it)",
+                covered_by="image-missing-alt",
+            ))
+        for src in dict.fromkeys(src for src, alt in body_images(article.body_html) if not alt.strip()):
+            article.warnings.append(ReaderWarning(
+                f"the image {src} in the article body has no alt text: add a short description to it at the source",
+                covered_by="image-missing-alt",
+            ))
+        for player in dict.fromkeys(VIDEO_LINK_RE.findall(article.body_html)):
+            article.warnings.append(
+                f"the embedded video or frame {html.unescape(player)} cannot play in an e-mail: "
+                'it became a "Watch the video" link to it'
             )
-        for src, alt in images:
-            if not alt.strip() and src != article.image:
-                article.warnings.append(
-                    f"the image {src} in the article body has no alt text: add a short description to it at the source"
-                )
         urls = [article.url] + body_urls(article.body_html) + [article.image]
         relative = list(dict.fromkeys(url for url in urls if url and not urlsplit(url).scheme))
         if relative:
             shown = ", ".join(relative[:3]) + (", …" if len(relative) > 3 else "")
-            article.warnings.append(
+            article.warnings.append(ReaderWarning(
                 f"relative address(es) {shown} cannot be completed because no web address is known: "
-                "give the article's url, or run the command in the site folder"
-            )
+                "give the article's url, or run the command in the site folder",
+                covered_by="link-relative",
+            ))
         return article
 
 
@@ -184,27 +193,44 @@ def image_key(url: str) -> str:
 
 
 def drop_repeated_lead_image(body_html: str, image: str) -> str:
-    """The body without the lead picture where it opens the body (before the first heading,
-    within the first three blocks), as WordPress featured images and Ghost feature images do."""
+    """The body without the lead picture, wherever in the body it is and in whatever rendition.
+
+    The templates show the lead image above the body, so any copy of it in the body would show
+    twice (WordPress featured images, Ghost feature images, a feed entry whose first picture
+    became its lead image). The link or paragraph that only held the picture goes with it; a
+    figure's caption stays as a paragraph, since it may say something the text does not."""
     if not image or "<img" not in body_html:
         return body_html
     key = image_key(image)
     root = lxml.html.fragment_fromstring(body_html, create_parent="div")
-    for block in list(root)[:3]:
-        if block.tag in ("h2", "h3", "h4"):
-            break
-        pictures = [block] if block.tag == "img" else list(block.iter("img"))
-        repeated = next((img for img in pictures if image_key(img.get("src", "")) == key), None)
-        if repeated is None:
-            continue
-        target = repeated
-        while target is not block and target.getparent() is not None and len(target.getparent()) == 1 \
+    repeated = [img for img in root.iter("img") if image_key(img.get("src", "")) == key]
+    if not repeated:
+        return body_html
+    for img in repeated:
+        target = img
+        while target.getparent() is not None and target.getparent() is not root and len(target.getparent()) == 1 \
                 and not (target.getparent().text or "").strip() and not (target.tail or "").strip():
             target = target.getparent()  # the <a> or <p> or <figure> that only held it
-        target.drop_tree()  # keeps the tail text
-        text = lxml.html.tostring(root, encoding="unicode", method="html")
-        return text[len("<div>") : -len("</div>")].strip()
-    return body_html
+        figure = target if target.tag == "figure" else next(target.iterancestors("figure"), None)
+        if figure is not None and figure is not root and all(other is img for other in figure.iter("img")):
+            _figure_to_caption(figure)
+            continue
+        if target.getparent() is not None:
+            target.drop_tree()  # keeps the tail text
+    text = lxml.html.tostring(root, encoding="unicode", method="html")
+    return text[len("<div>") : -len("</div>")].strip()
+
+
+def _figure_to_caption(figure) -> None:
+    """Replace a figure whose only picture left by its caption's text, as a paragraph (or by nothing)."""
+    caption = next(figure.iter("figcaption"), None)
+    if caption is None or not caption.text_content().strip():
+        figure.drop_tree()
+        return
+    caption.tag = "p"
+    caption.tail = figure.tail
+    figure.addprevious(caption)
+    figure.getparent().remove(figure)
 
 
 def alt_for(image: str, images: list[tuple[str, str]]) -> str:

@@ -8,6 +8,22 @@ from dataclasses import asdict, dataclass, field
 ARTICLE_KEYS = ("title", "url", "author", "published", "summary", "image", "body_html", "tags", "source")
 
 
+class ReaderWarning(str):
+    """A reader's warning; ``covered_by`` names the pre-send check rule that reports the same thing.
+
+    ``newsletter article show`` prints every warning (no checks run there);
+    ``build`` and the preview leave a covered one to its check finding, so
+    one problem is said once, in one set of words.
+    """
+
+    covered_by: str
+
+    def __new__(cls, text: str, covered_by: str = "") -> "ReaderWarning":
+        warning = super().__new__(cls, text)
+        warning.covered_by = covered_by
+        return warning
+
+
 @dataclass
 class Article:
     """One blog post, with its body already sanitized for e-mail.

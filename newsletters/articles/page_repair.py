@@ -41,6 +41,7 @@ _LAYOUT_SIGNS = ".//table | .//h1 | .//h2 | .//h3 | .//h4 | .//h5 | .//h6 | .//f
 
 _NOT_THE_POST = re.compile(r"comment|respond|reply|sidebar|widget|footer|related|nav|menu", re.I)
 _URL_IGNORED = re.compile(r"[\t\n\r]")
+_VIDEO_FILE = re.compile(r"\.(?:mp4|m4v|webm|ogv|mov)$", re.I)
 _YOUTUBE_ID = re.compile(r"^/(?:embed|v|shorts)/([\w-]{6,})")
 _VIMEO_ID = re.compile(r"^/(?:video/)?(\d{5,})")
 
@@ -94,22 +95,40 @@ def video_link(src: str) -> tuple[str, str]:
     return "", ""
 
 
+def embedded_address(src: str) -> str:
+    """The address of an embedded player from any host, when a link to it can work: http(s) or relative."""
+    src = _URL_IGNORED.sub("", src or "").strip()
+    if not src or src.startswith("#"):
+        return ""
+    scheme = urlsplit("https:" + src if src.startswith("//") else src).scheme.lower()
+    return src if scheme in ("http", "https", "") else ""
+
+
 def _videos_to_links(page) -> None:
-    """A mail client plays no embedded video; a link to it still takes the reader there."""
+    """A mail client plays no embedded video or frame; a link to it still takes the reader there.
+
+    YouTube and Vimeo players link to the video's own watch page; a player
+    from any other host (Wistia, Loom, the clinic's own site…) links to the
+    player's address, which opens in a browser. Readers warn about each one
+    (``base.VIDEO_LINK_RE`` finds these paragraphs again), since the reader sees
+    a link where the page showed a player."""
     for element in list(page.xpath(".//iframe[@src or @data-src] | .//embed[@src] | .//object[@data] | .//video")):
         if element.getparent() is None:
             continue
         if element.tag == "video":
             src = element.get("src") or next((s.get("src") for s in element.iter("source") if s.get("src")), "")
-            url, service = (src, "") if src else ("", "")
+            url, service = (embedded_address(src), "") if src else ("", "")
         else:
             src = element.get("src") or element.get("data-src") or element.get("data") or ""
             url, service = video_link(src)
+            if not url and (element.tag == "iframe" or _VIDEO_FILE.search(urlsplit(src).path)):
+                url = embedded_address(src)  # a plugin <object>/<embed> (Flash and the like) is no video
         if not url:
             continue
         title = " ".join((element.get("title") or "").split())
         if not title or title.lower() in ("youtube video player", "vimeo video player", "video", "embedded video"):
-            title = url
+            # An address relative to the page means nothing as text before it is completed: name the file.
+            title = url if urlsplit(url).netloc else (url.rstrip("/").rsplit("/", 1)[-1] or url)
         paragraph = lxml.html.Element("p")
         paragraph.text = f"Watch the video on {service}: " if service else "Watch the video: "
         link = lxml.html.Element("a", href=url)

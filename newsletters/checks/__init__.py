@@ -20,6 +20,7 @@ from pathlib import Path
 from ..build import build_issue
 from ..config import CONFIG_NAME, Site
 from ..errors import IssueFileError
+from . import cache
 from .document import MailDocument
 from .mail_rules import CHECKS
 from .model import SEVERITIES, CheckReport, Finding, Rule, SpamResult, sort_findings
@@ -98,10 +99,25 @@ def _apply_acceptances(findings: list[Finding], issue, settings: CheckSettings) 
 
 
 def run_checks(site, build_result, *, spamassassin: bool = True) -> CheckReport:
-    """Check a built issue (``newsletters.build.build_issue``'s result) the way receivers would."""
+    """Check a built issue (``newsletters.build.build_issue``'s result) the way receivers would.
+
+    A full run (with SpamAssassin) is kept beside the build and reused for a
+    build whose content digest is the same (``checks.cache``): ``send`` right
+    after ``build`` or ``check`` does not score the same message twice.
+    """
     settings = load_settings(site)
     doc = MailDocument.from_build(site, build_result)
-    return check_document(doc, settings, spamassassin=spamassassin)
+    if not spamassassin:
+        return check_document(doc, settings, spamassassin=False)
+    digest = cache.content_digest(doc, settings)
+    folder = getattr(build_result, "out_dir", None)
+    cached = cache.load(folder, digest) if folder is not None else None
+    if cached is not None:
+        return cached
+    report = check_document(doc, settings, spamassassin=True)
+    if folder is not None:
+        cache.store(folder, digest, report)
+    return report
 
 
 def check_issue(site, issue_path, *, spamassassin: bool = True):

@@ -1,7 +1,7 @@
 """The built issue as the checks read it: parsed once, with lines and sources.
 
-Checks look at the rendered ``email.html`` (with its ``__NL_…__`` placeholders,
-since that is the file a user opens to find line N), the plain-text part, and
+Checks look at the rendered HTML (``email.template.html``, placeholders in; its
+line N is line N of ``email.html``, the file a user opens), the plain-text part, and
 the HTML part exactly as ``sample.eml`` encodes it (the bytes Gmail counts).
 To say *where* a problem is in terms a marketer acts on, a piece of text or a
 link is traced back to what it came from: an article source, the intro, the
@@ -11,8 +11,6 @@ template, and is named by its line in ``email.html``.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,8 @@ from typing import Iterator
 import lxml.html
 import markdown as markdown_lib
 
+from ..personalize import encoded_html_size, qp_encode
+from ..tracking import untagged
 from .phrase_rules import normalize_text
 
 SKIP_TAGS = {"head", "script", "style", "title", "template", "noscript"}
@@ -195,7 +195,16 @@ class MailDocument:
         return None
 
     def where_for_url(self, url: str, kind: str = "href") -> str | None:
-        """The article, intro or call to action that put this link or image into the mail, if any did."""
+        """The article, intro or call to action that put this link or image into the mail, if any did.
+
+        A link may carry the campaign tags ``[tracking] utm`` added, which its source did not."""
+        for candidate in dict.fromkeys((url, untagged(url))):
+            where = self._where_for_exact_url(candidate, kind)
+            if where is not None:
+                return where
+        return None
+
+    def _where_for_exact_url(self, url: str, kind: str) -> str | None:
         if not url:
             return None
         cta = getattr(self.issue, "cta", None)
@@ -307,19 +316,10 @@ class MailDocument:
     # -- the message as sent ----------------------------------------------
 
     def encoded_html_size(self) -> int:
-        """Bytes of the HTML part as the message carries it (after quoted-printable or base64)."""
+        """Bytes of the HTML part as the message carries it (quoted-printable): the size ``build`` prints too."""
         if self.sample_eml:
-            message = email.message_from_bytes(self.sample_eml, policy=email.policy.default)
-            for part in message.walk():
-                if part.get_content_type() == "text/html" and not part.is_multipart():
-                    payload = part.get_payload(decode=False)
-                    return len(payload.encode("ascii", "replace") if isinstance(payload, str) else payload)
-        # No sample message: encode the rendered HTML the way the message builder does.
-        from email.message import EmailMessage
-
-        part = EmailMessage(policy=email.policy.SMTP)
-        part.set_content(self.html, subtype="html", charset="utf-8", cte="quoted-printable")
-        return len(part.get_payload(decode=False).encode("ascii", "replace"))
+            return encoded_html_size(self.sample_eml)
+        return len(qp_encode(self.html))  # no sample message: encode the HTML the way the message builder does
 
 
 def article_where(issue_article) -> str:

@@ -106,6 +106,7 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     spam: SpamResult | None = None
     rules_run: tuple[str, ...] = ()
+    reused: bool = False  # read from the build's cache (checks.cache): same content, nothing ran again
 
     @property
     def errors(self) -> list[Finding]:
@@ -138,6 +139,7 @@ class CheckReport:
         return {
             "blocking": self.blocking,
             "summary": self.summary(),
+            "reused": self.reused,
             "findings": [f.to_json() for f in self.findings],
             "spamassassin": self.spam.to_json() if self.spam else None,
         }

@@ -53,6 +53,11 @@ def print_report(report: CheckReport, console: Console | None = None, *, title: 
         )
     style = "bold red" if report.blocking else "green"
     console.print(Text(f"Checks: {report.summary()}", style=style))
+    if report.reused:
+        console.print(REUSED_NOTE)
+
+
+REUSED_NOTE = "(results of the last full check of this same content, SpamAssassin included: nothing changed since)"
 
 
 def report_json(report: CheckReport) -> str:

@@ -16,12 +16,12 @@ a URL is not a mention.
 from __future__ import annotations
 
 import re
-import tomllib
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..toml_errors import load_toml
 from .model import SEVERITIES, Rule
 
 RULE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -96,13 +96,12 @@ def parse_rule(entry, where: str, *, family: str, ruleset: str) -> Rule:
 
 def _read_toml(path: Path) -> dict:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("no such rules file", where=str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError("not UTF-8 text", where=str(path)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from None
+    return load_toml(text, path, ConfigError)
 
 
 def _parse_rules_list(data: dict, path: Path, *, family: str, ruleset: str) -> tuple[Rule, ...]:

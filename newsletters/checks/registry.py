@@ -124,6 +124,15 @@ _BUILTIN = [
         "Use the same text for every link to that address, or drop the extra links.",
         "links",
     ),
+    # -- colours: WCAG 2.1 AA asks 4.5:1 for text
+    Rule(
+        "brand-contrast",
+        "warning",
+        "A brand colour from newsletter.toml makes text hard to read where the templates use it (body text, "
+        "links, the button, the header or the footer): its contrast is under WCAG AA's 4.5:1.",
+        "Use the suggested colour of the same hue, or another that reaches 4.5:1, in [brand] of newsletter.toml.",
+        "colours",
+    ),
     # -- required content (CAN-SPAM, PECR reg. 23, and inbox display)
     Rule(
         "unsubscribe-missing",

@@ -35,9 +35,11 @@ def build(ctx: Context, issue: str, out_dir: str | None, checks: bool) -> None:
         click.echo(f"wrote {path}")
     for warning in result.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
-    rendered = result.rendered
-    note = "over" if rendered.clipped_by_gmail else "under"
-    click.echo(f"email.html is {rendered.html_bytes / 1024:.1f} KB ({note} Gmail's 102 KB clipping limit)")
+    note = "over" if result.clipped_by_gmail else "under"
+    click.echo(
+        f"email.html is {result.encoded_html_bytes / 1024:.1f} KB as sent, encoded as in sample.eml "
+        f"({note} Gmail's 102 KB clipping limit)"
+    )
     if checks:
         # Findings are shown, not enforced: `send` is where errors stop the issue.
         print_report(run_checks(ctx.site, result))

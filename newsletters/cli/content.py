@@ -9,7 +9,7 @@ import click
 
 from ..config import CONFIG_NAME
 from ..articles import read_sources
-from ..drafting import draft_issue
+from ..drafting import DraftNotes, draft_issue
 from . import Context, cli, pass_ctx
 
 
@@ -68,18 +68,32 @@ def _body_outline(body_html: str) -> str:
     "--since",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     metavar="YYYY-MM-DD",
-    help="Take articles published on or after this day instead of those after the last issue.",
+    help="Take articles published on or after this day instead of those after the last sent issue.",
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the draft here instead of issues/YYYY-MM.toml.")
 @pass_ctx
 def new(ctx: Context, sources: tuple[str, ...], since, out: str | None) -> None:
-    """Draft the next issue file from the articles published since the last issue.
+    """Draft the next issue file from the articles published since the last sent issue.
 
     SOURCE is an article file, a folder of them (default: the site's articles/)
     or a feed file or URL. The newest article goes in full, the others as
-    excerpts. Never overwrites an existing file; prints the path it wrote.
+    excerpts. The cut-off is the date of the last issue `newsletter send`
+    delivered (see reports/); every article left out is listed with the reason,
+    and an article that cannot be read is a warning. Never overwrites an
+    existing file; prints the path it wrote.
     """
     site = ctx.site
     chosen = list(sources) or ["articles"]
-    path = draft_issue(site, chosen, since=since.date() if since else None, out=Path(out) if out else None)
+    notes = DraftNotes()
+    try:
+        path = draft_issue(
+            site, chosen, since=since.date() if since else None, out=Path(out) if out else None, notes=notes
+        )
+    finally:  # what was left out matters most when nothing was drafted
+        for warning in notes.warnings:
+            click.secho(f"warning: {warning}", fg="yellow", err=True)
+        if notes.cutoff:
+            click.echo(f"cut-off: {notes.cutoff}", err=True)
+        for article, reason in notes.left_out:
+            click.echo(f"left out: {article.title} ({article.source}): {reason}", err=True)
     click.echo(str(path))

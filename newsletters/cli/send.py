@@ -76,6 +76,13 @@ def send(
 
     with prepare_send(site, issue, new_run=new_run, resend_unknown=resend_unknown, limit=limit) as plan:
         _show_plan(console, plan, issue)
+        if plan.to_send == 0 and plan.eligible == 0 and plan.run is None:
+            console.print(
+                "Nobody to send to yet: the subscriber list has no one who may receive the newsletter. "
+                "Import your list with `newsletter recipients import subscribers.csv` (or add one person with "
+                "`newsletter recipients add EMAIL`), then run this again; `newsletter recipients stats` shows the list."
+            )
+            return
         if plan.to_send == 0:
             where = f" in run #{plan.run.id}" if plan.run else ""
             console.print(f"Nothing to send: every eligible subscriber has been handled{where}. See `newsletter sends`.")
@@ -118,7 +125,10 @@ def _show_plan(console: Console, plan, issue: str) -> None:
             "nothing is e-mailed.[/]"
         )
     if plan.checks is not None:
-        console.print(f"Checks:     {plan.checks.summary()}")
+        reused = " (same content as the last check: results reused, SpamAssassin not run again)" * plan.checks.reused
+        console.print(f"Checks:     {plan.checks.summary()}{reused}")
+        for finding in plan.checks.warnings:  # counted above: say which they are
+            console.print(f"  warning {escape(finding.rule)} ({escape(finding.where)}): {escape(finding.text)}")
     if plan.content_changed:
         console.print(
             "[yellow]The issue changed since this run started: the subscribers still waiting get the new version.[/]"

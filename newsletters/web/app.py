@@ -53,7 +53,7 @@ MAX_FORM_BYTES = 64 * 1024
 
 def _brand(site) -> dict:
     config = site.config
-    defaults = {"primary": "#1f4e5f", "accent": "#c8745a", "background": "#f4f1ec", "text": "#222222"}
+    defaults = {"primary": "#1f4e5f", "accent": "#b5593c", "background": "#f4f1ec", "text": "#222222"}
     given = {
         "primary": config.primary_color,
         "accent": config.accent_color,

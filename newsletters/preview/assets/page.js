@@ -112,8 +112,10 @@
   });
   if (!frames.length) allReady();
 
+  // The server holds this request until a newer build exists (or 25 s pass), so a save
+  // shows as soon as it is built; an answer with the same version just asks again.
   function poll() {
-    fetch("/version", { cache: "no-store" })
+    fetch("/version?after=" + encodeURIComponent(version), { cache: "no-store" })
       .then(function (response) { return response.json(); })
       .then(function (data) {
         gone.hidden = true;
@@ -123,7 +125,7 @@
           window.location.reload();
           return;
         }
-        window.setTimeout(poll, 500);
+        window.setTimeout(poll, 0);
       })
       .catch(function () {
         gone.hidden = false;
@@ -131,5 +133,5 @@
         window.setTimeout(poll, 2000);
       });
   }
-  window.setTimeout(poll, 500);
+  window.setTimeout(poll, 0);
 })();
