@@ -44,14 +44,14 @@ SOFT_WORDS: list[tuple[str, re.Pattern]] = [
     )),
     ("blocked", _words(
         r"\bblock(?:ed|ing|list)?\b", r"black ?list", r"deny ?list", r"spamhaus", r"\brbl\b", r"\bdnsbl\b", r"reputation",
-        r"\blisted (?:on|at|by)\b", r"banned", r"throttl", r"rate limit", r"too many (?:messages|connections)", r"bloqu[eé]",
+        r"\blisted (?:on|at|by)\b", r"banned", r"throttl", r"rate limit", r"at a rate that prevents", r"too many (?:messages|connections)", r"bloqu[eé]",
         r"gesperrt", r"bloqueado", r"traffic not accepted", r"not accepted from this ip",
         r"unexpected volume", r"\bTSS\d+",
     )),
     ("policy", _words(
         r"polic(?:y|ies)", r"\bdmarc\b", r"\bspf\b", r"\bdkim\b", r"authenticat", r"not (?:permitted|allowed|authori[sz]ed)",
         r"relay(?:ing)? (?:denied|not permitted|access denied)", r"administrative prohibition", r"access denied",
-        r"prohibited", r"refused", r"politique", r"richtlinie", r"pol[ií]tica", r"anti-?spoofing",
+        r"prohibited", r"(?<!connection )refused", r"politique", r"richtlinie", r"pol[ií]tica", r"anti-?spoofing",
     )),
     ("expired", _words(
         r"retry time(?:out)? (?:exceeded|expired)", r"delivery time expired", r"\bexpired\b", r"timed? ?out",
@@ -144,7 +144,8 @@ def classify(status: str, text: str, *, permanent: bool | None = None) -> tuple[
     if code_reason and code_reason not in HARD_REASONS:
         # The code names a reason other than non-existence: a more precise soft word may refine it.
         generic = status[2:] in ("7.1", "7.0")  # "delivery not authorised": the words say more
-        weak = code_reason in ("network", "mail-system")  # a transport failure code: the words say more
+        # A transport failure code, or any temporary one (Gmail's 4.2.1 is a rate limit): the words say more.
+        weak = code_reason in ("network", "mail-system") or (klass == "4" and code_reason == "disabled")
         reason = soft_word if soft_word and ((generic and soft_word in POLICY_REASONS) or weak) else code_reason
         return SOFT, reason, status
     if soft_word:

@@ -63,6 +63,7 @@ BOUNCE_SUBJECT_RE = re.compile(
     r"message not delivered|delivery status|mail system error|rejected:",
     re.I,
 )
+FORWARDED_RE = re.compile(r"^\s*(?:fwd?|fw|tr|wg|rv|i)\s*:", re.I)
 _URL_RE = re.compile(r"(?:https?|mailto):\S+", re.I)
 MAX_RECIPIENTS = 20
 SNIPPET = 800
@@ -85,7 +86,10 @@ def looks_like_bounce(msg: Message) -> bool:
         return True
     if DAEMON_NAME_RE.search(sender.split("<")[0]):
         return True
-    return bool(BOUNCE_SUBJECT_RE.search(mime.header(msg, "Subject")))
+    subject = mime.header(msg, "Subject")
+    if FORWARDED_RE.match(subject):  # a person passing a bounce on is not a mail system reporting one
+        return False
+    return bool(BOUNCE_SUBJECT_RE.search(subject))
 
 
 def failed_recipients(msg: Message) -> list[str]:
