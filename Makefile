@@ -53,6 +53,7 @@ test: install-test system-deps
 bench: install
 	$(PY) bench/build.py
 	$(PY) bench/send.py
+	$(PY) bench/bounces.py
 
 clean:
 	rm -rf $(VENV) $(SITE)/build $(SITE)/outbox $(SITE)/reports $(SITE)/newsletter.db $(SITE)/newsletter.db-*

@@ -120,6 +120,18 @@ def text_reason(text: str) -> tuple[str, str]:
     return soft, hard
 
 
+def _refined(code_reason: str, soft_word: str, status: str) -> str:
+    """The reason a soft status code names, or the words' reason where they say more than the code."""
+    if not soft_word:
+        return code_reason
+    if status[2:] in ("7.1", "7.0") and soft_word in POLICY_REASONS:  # "not authorised": spam? a block? a policy?
+        return soft_word
+    # A transport failure code, or a temporary "disabled" (Gmail's 4.2.1 is a rate limit).
+    if code_reason in ("network", "mail-system") or (status[:1] == "4" and code_reason == "disabled"):
+        return soft_word
+    return code_reason
+
+
 def classify(status: str, text: str, *, permanent: bool | None = None) -> tuple[str, str, str]:
     """(kind, reason, status) of one failed recipient.
 
@@ -142,12 +154,7 @@ def classify(status: str, text: str, *, permanent: bool | None = None) -> tuple[
     if not status and permanent is None:
         transient = bool(TEMPORARY_WORDS.search(text)) and not PERMANENT_WORDS.search(text)
     if code_reason and code_reason not in HARD_REASONS:
-        # The code names a reason other than non-existence: a more precise soft word may refine it.
-        generic = status[2:] in ("7.1", "7.0")  # "delivery not authorised": the words say more
-        # A transport failure code, or any temporary one (Gmail's 4.2.1 is a rate limit): the words say more.
-        weak = code_reason in ("network", "mail-system") or (klass == "4" and code_reason == "disabled")
-        reason = soft_word if soft_word and ((generic and soft_word in POLICY_REASONS) or weak) else code_reason
-        return SOFT, reason, status
+        return SOFT, _refined(code_reason, soft_word, status), status
     if soft_word:
         return SOFT, soft_word, status
     reason = code_reason or hard_word

@@ -13,6 +13,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from recipients.database import create_engine
+
 from ..bounces import read_message
 from ..bounces.match import DeliveryIndex, match_reading
 from ..bounces.sources import messages
@@ -36,8 +38,6 @@ def _delivery_index(site) -> tuple[DeliveryIndex | None, str]:
     """The ledger to match against, or None and why not. A missing SQLite file is not created."""
     if site is None:
         return None, "no site folder here, so no ledger to match against"
-    from recipients.database import create_engine
-
     url = site.database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return None, "no subscriber database yet, so nothing to match against"
@@ -74,6 +74,7 @@ def read(ctx: Context, paths: tuple[str, ...], as_json: bool) -> None:
                 "run_id": matched[0] if matched else None,
                 "subscriber_id": matched[1] if matched else None,
                 "message_ids": reading.ids.message_ids,
+                "list_id": reading.ids.list_id,
                 "verp_token": reading.ids.verp_token,
                 "diagnostic": reading.diagnostic,
             }
