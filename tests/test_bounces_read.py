@@ -113,6 +113,29 @@ def test_an_auto_reply_that_says_the_mailbox_no_longer_exists_is_still_an_auto_r
     assert reading.recipients == ["old.staff@example.com"]
 
 
+def test_a_generic_status_gives_way_to_the_diagnostic_code_and_junk_in_fields_is_dropped():
+    exchange = read_message(_dsn(
+        "Final-Recipient: rfc822; gone@example.org\nAction: failed\nStatus: 5.0.0\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 RESOLVER.ADR.RecipNotFound; not found\n"
+    ))
+    assert (exchange.kind, exchange.status) == ("hard", "5.1.1")
+    junk = read_message(_dsn(
+        "Final-Recipient: rfc822; someone@example.org\nAction: failed\nStatus: [red]boom[/red]\n"
+    ))
+    assert junk.status == "" and junk.kind == "soft", "no code, no words: not proven hard"
+
+
+def test_a_complaint_with_an_odd_feedback_type_reads_as_other():
+    raw = (
+        "From: fbl@example.net\nTo: abuse@example.com\nSubject: report\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="f"\n\n'
+        "--f\nContent-Type: message/feedback-report\n\nFeedback-Type: [blink]spam!\n"
+        "Original-Rcpt-To: <Reader@Example.org>\n\n--f--\n"
+    ).encode()
+    reading = read_message(raw)
+    assert (reading.kind, reading.reason, reading.recipients) == ("complaint", "other", ["reader@example.org"])
+
+
 def test_a_success_notification_is_not_a_bounce():
     reading = read_message(_dsn("Final-Recipient: rfc822; ok@example.org\nAction: delivered\nStatus: 2.0.0\n"))
     assert (reading.kind, reading.reason) == ("not-a-bounce", "delivered")

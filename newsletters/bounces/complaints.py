@@ -60,6 +60,8 @@ def read_arf(part: Message, returned: Message | None, ids: Identifiers) -> Readi
     groups = field_groups(mime.part_text(part))
     fields = groups[0] if groups else {}
     feedback_type = fields.get("feedback-type", "abuse").lower().split(" ")[0] or "abuse"
+    if not re.fullmatch(r"[a-z][a-z-]{0,30}", feedback_type):  # printed as the reason: keep it a plain word
+        feedback_type = "other"
     if feedback_type not in COMPLAINT_TYPES:  # not-spam, auth-failure: reports, not complaints
         return Reading(NOT_A_BOUNCE, _complaint_recipients(fields, ids, returned), reason=feedback_type, format="arf",
                        ids=ids)

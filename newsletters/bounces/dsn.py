@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from email.message import Message
 
 from . import mime
+from .classify import find_status
 from .identify import first_address
 
 DSN_TYPES = ("message/delivery-status", "message/global-delivery-status", "text/delivery-status")
@@ -79,6 +80,19 @@ def _value(field: str) -> str:
     return field.split(";", 1)[1].strip() if ";" in field else field.strip()
 
 
+def _status(field: str, diagnostic: str) -> str:
+    """The Status field when it is an RFC 3463 code; the diagnostic's own code when it is more precise.
+
+    Exchange and others often write ``Status: 5.0.0`` over a diagnostic that says
+    ``550 5.1.1 …``; anything that is not a code at all is dropped.
+    """
+    status = find_status(field.split(" ")[0].strip("()"))
+    said = find_status(diagnostic)
+    if said and (not status or (status.endswith(".0.0") and said[0] == status[0])):
+        return said
+    return status
+
+
 def recipients(part: Message) -> list[RecipientStatus]:
     out = []
     for group in field_groups(_status_text(part)):
@@ -86,12 +100,13 @@ def recipients(part: Message) -> list[RecipientStatus]:
         address = address or first_address(_value(group.get("original-recipient", "")))
         if not address and "action" not in group:
             continue  # the per-message group
+        diagnostic = _value(group.get("diagnostic-code", ""))[:1000]
         out.append(
             RecipientStatus(
                 address=address,
-                action=group.get("action", "").lower().split(" ")[0],
-                status=group.get("status", "").split(" ")[0].strip("()"),
-                diagnostic=_value(group.get("diagnostic-code", ""))[:1000],
+                action=group.get("action", "").lower().split(" ")[0][:20],
+                status=_status(group.get("status", ""), diagnostic),
+                diagnostic=diagnostic,
             )
         )
     return out[:100]

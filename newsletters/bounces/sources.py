@@ -26,18 +26,28 @@ class BounceSourceError(NewsletterError):
 def messages(paths: list[str | Path]) -> Iterator[tuple[str, bytes]]:
     """(label, raw bytes) for every message under the paths, in the order given (maildirs sorted by name)."""
     for path in map(Path, paths):
-        if path.is_dir():
-            yield from _maildir(path)
-        elif path.is_file():
-            with path.open("rb") as handle:
-                if handle.read(5) == b"From ":
-                    handle.seek(0)
-                    yield from _mbox(path, handle)
-                else:
-                    handle.seek(0)
-                    yield str(path), handle.read(MAX_MESSAGE_BYTES)
-        else:
-            raise BounceSourceError("no such file or folder", where=str(path), hint="give .eml files, maildirs or mbox files")
+        try:
+            yield from _messages(path)
+        except OSError as exc:
+            raise BounceSourceError(
+                f"cannot be read: {exc.strerror or exc}", where=str(exc.filename or path),
+                hint="check the path and its permissions",
+            ) from None
+
+
+def _messages(path: Path) -> Iterator[tuple[str, bytes]]:
+    if path.is_dir():
+        yield from _maildir(path)
+    elif path.is_file():
+        with path.open("rb") as handle:
+            if handle.read(5) == b"From ":
+                handle.seek(0)
+                yield from _mbox(path, handle)
+            else:
+                handle.seek(0)
+                yield str(path), handle.read(MAX_MESSAGE_BYTES)
+    else:
+        raise BounceSourceError("no such file or folder", where=str(path), hint="give .eml files, maildirs or mbox files")
 
 
 def _maildir(path: Path) -> Iterator[tuple[str, bytes]]:
