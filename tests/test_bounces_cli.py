@@ -141,3 +141,24 @@ def test_reading_without_a_database_creates_none(site_dir):
     assert (row["kind"], row["run_id"]) == ("hard", None)
     assert "not matched: no subscriber database yet" in result.stderr
     assert not (site_dir / "newsletter.db").exists()
+
+
+def test_a_signed_bounce_for_someone_whose_message_never_left_matches_nothing(site_dir, tmp_path):
+    site_dir = make_send_site(site_dir)
+    add_subscribers(site_dir, 3)
+    result = newsletter(site_dir, "send", ISSUE, "--yes", "--limit", "1")
+    assert result.returncode == 0, result.stderr
+    sent = _sent_messages(site_dir)
+    (reached,) = sent
+    waiting = next(a for a in ("reader0000@example.org", "reader0001@example.org") if a != reached)
+    bounces = []
+    for address in (reached, waiting):
+        verp = make_return_path("bounces@larkfield-clinic.example.com", 1, _subscriber_id(site_dir, address), SECRET)
+        bounces.append(tmp_path / f"{address}.eml")
+        bounces[-1].write_bytes(_bounce_of(b"Subject: lost\n\n", address, to=verp))
+
+    result = newsletter(site_dir, "bounces", "read", *map(str, bounces), "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["recipients"][0]: row for row in json.loads(result.stdout)}
+    assert rows[reached]["subscriber_id"] == _subscriber_id(site_dir, reached)
+    assert rows[waiting]["run_id"] is None, "still queued: nothing of ours can have bounced"

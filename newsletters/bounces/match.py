@@ -3,7 +3,7 @@
 Two proofs count, both unforgeable by a stranger:
 
 * the signed VERP token of the return path (``verp.read_token`` with the site's
-  SECRET_KEY), for a (run, subscriber) that has a row in that run;
+  SECRET_KEY), for a (run, subscriber) whose message left us (not queued or skipped);
 * the Message-ID of the returned copy, when it is one our sender made. The
   ledger does not store Message-IDs; ``delivery.session.message_id`` derives
   them from the run's secret nonce and the subscriber id
@@ -22,11 +22,13 @@ import re
 
 import sqlalchemy as sa
 
-from ..delivery.ledger import Ledger, Run, deliveries
+from ..delivery.ledger import QUEUED, SKIPPED, Ledger, Run, deliveries
 from ..delivery.session import message_id
 from . import verp
 from .reading import Reading
 
+# Rows whose message never left us: a bounce cannot be about them, however well signed.
+NEVER_HANDED_OVER = (QUEUED, SKIPPED)
 OUR_MESSAGE_ID_RE = re.compile(r"^<(?P<slug>[^\s<>@]+)\.(?P<run>\d{1,12})\.(?P<digest>[0-9a-f]{24})@(?P<domain>[^\s<>@]+)>$")
 
 
@@ -56,20 +58,23 @@ class DeliveryIndex:
     def subscriber_for(self, run: Run, domain: str, wanted: str) -> int | None:
         key = (run.id, domain)
         if key not in self._ids:
-            query = sa.select(deliveries.c.subscriber_id).where(deliveries.c.run_id == run.id)
+            query = sa.select(deliveries.c.subscriber_id).where(
+                deliveries.c.run_id == run.id, deliveries.c.state.not_in(NEVER_HANDED_OVER)
+            )
             with self.engine.connect() as conn:
                 self._ids[key] = {message_id(run, sid, domain): sid for (sid,) in conn.execute(query)}
         return self._ids[key].get(wanted)
 
-    def in_run(self, run_id: int, subscriber_id: int) -> bool:
-        return self.ledger.state_of(run_id, subscriber_id) is not None
+    def handed_over(self, run_id: int, subscriber_id: int) -> bool:
+        state = self.ledger.state_of(run_id, subscriber_id)
+        return state is not None and state not in NEVER_HANDED_OVER
 
 
 def _by_verp(reading: Reading, index: DeliveryIndex) -> tuple[int, int] | None:
     if not reading.ids.verp_token or not index.secret:
         return None
     pair = verp.read_token(reading.ids.verp_token, index.secret)
-    return pair if pair and index.in_run(*pair) else None
+    return pair if pair and index.handed_over(*pair) else None
 
 
 def _by_message_id(reading: Reading, index: DeliveryIndex) -> tuple[int, int] | None:
