@@ -14,6 +14,7 @@ import pytest
 
 from newsletters.bounces import KINDS, read_message
 from newsletters.bounces.accuracy import score
+from newsletters.bounces.classify import classify
 from newsletters.bounces.mime import MAX_MESSAGE_BYTES
 
 from conftest import FIXTURES
@@ -186,3 +187,23 @@ def test_damaged_fixtures_never_crash_the_reader_nor_turn_a_non_bounce_hard():
             assert reading.kind in KINDS
             if EXPECTED[name]["kind"] in ("auto-reply", "not-a-bounce"):
                 assert reading.kind != "hard", name
+
+
+@pytest.mark.parametrize(
+    "status, words, expected",
+    [
+        ("5.1.1", "550 5.1.1 <a@example.org>: Recipient address rejected: User unknown", ("hard", "user-unknown")),
+        ("", "550 Host or domain name not found. Name service error for name=x.example", ("hard", "host-unknown")),
+        ("4.1.1", "450 4.1.1 user unknown, try again later", ("soft", "temporary")),
+        ("", "551 bounce as<the destination mailbox <x@example.org> is full> queue", ("soft", "mailbox-full")),
+        ("5.0.0", "550 Requested action not taken: mailbox unavailable", ("soft", "unavailable")),
+        ("5.7.1", "554 5.7.1 Service unavailable; Client host blocked using a DNSBL", ("soft", "blocked")),
+        ("5.7.26", "550 5.7.26 unauthenticated mail has been blocked", ("soft", "policy")),
+        ("5.1.1", "550 5.1.1 mailbox does not exist or the sender is on a block list", ("soft", "blocked")),
+        ("5.0.0", "550 message refused", ("soft", "policy")),
+        ("5.0.0", "550 rejected", ("soft", "other")),
+    ],
+)
+def test_hard_only_when_non_existence_is_the_whole_story(status, words, expected):
+    kind, reason, _status = classify(status, words, permanent=True)
+    assert (kind, reason) == expected

@@ -33,6 +33,7 @@ SOFT_WORDS: list[tuple[str, re.Pattern]] = [
         r"insufficient (?:system )?storage", r"mailbox has exceeded", r"out of storage", r"storage (?:space|limit)",
         r"mailbox size limit", r"bo[iî]te (?:aux lettres |du destinataire )?(?:est )?pleine", r"postfach (?:ist )?voll",
         r"speicherplatz", r"buz[oó]n (?:est[aá] )?lleno", r"quota d[eé]pass[eé]", r"full mailbox",
+        r"(?:mailbox|inbox|storage)\b[^\n]{0,80}?\b(?:is )?full\b",
     )),
     ("too-large", _words(
         r"too (?:large|big)", r"size limit", r"exceeds? (?:the )?(?:maximum )?(?:message )?size", r"message size",
