@@ -154,8 +154,12 @@ def test_a_success_notification_is_not_a_bounce():
         b"From: MAILER-DAEMON@x.example\nSubject: Undeliverable\nContent-Type: text/plain; charset=x-klingon\n\n"
         + b"\xe9" * 1000,
         b"From: =?x-unknown?q?=FF?= <a@b.example>\nSubject: =?utf-8?b?!!!?=\nAuto-Submitted: auto-replied\n\nhi",
+        b"From: MAILER-DAEMON@x.example\nSubject: Undeliverable\n\nThe following address(es) failed:\n"
+        + b"".join(b"u%d@example.org 550 5.1.1 x\n" % i for i in range(20000)),
+        b"From: MAILER-DAEMON@x.example\nSubject: Undeliverable\n\nfailed:\nb@" + b"a." * 50000,
     ],
-    ids=["empty", "binary", "nul-bytes", "deep-nesting", "unknown-charset", "broken-encoded-words"],
+    ids=["empty", "binary", "nul-bytes", "deep-nesting", "unknown-charset", "broken-encoded-words", "many-addresses",
+         "endless-domain"],
 )
 def test_hostile_input_gives_a_reading_not_an_exception(raw):
     reading = read_message(raw)

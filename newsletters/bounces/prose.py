@@ -131,9 +131,11 @@ def failures(msg: Message, human: str, returned: Message | None) -> tuple[list[F
     if not intro and not listed and not find_status(region) and not SMTP_CODE_RE.search(region):
         return [], permanent
     out: list[Failure] = []
-    for address in list(dict.fromkeys(candidates))[:MAX_RECIPIENTS]:
+    chosen = list(dict.fromkeys(candidates))[:MAX_RECIPIENTS]
+    chosen_set = set(chosen)
+    for address in chosen:
         at = next((pos for pos, found in spots if found == address), 0)
-        others = [pos for pos, found in spots if found != address and found in candidates and pos > at]
+        others = [pos for pos, found in spots if pos > at and found != address and found in chosen_set]
         end = min(others) if others else at + SNIPPET
         snippet = text_no_urls[at:end]
         status = find_status(snippet)
