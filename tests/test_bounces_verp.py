@@ -46,3 +46,10 @@ def test_the_reader_finds_the_token_in_the_envelope_recipient_headers():
            "Sorry, no mailbox here by that name. (#5.1.1)\n").encode()
     token = read_message(raw).ids.verp_token
     assert read_return_path(f"bounces+{token}@example.com", SECRET) == (3, 99)
+
+
+def test_an_envelope_recipient_given_by_the_caller_wins_over_the_headers():
+    address = make_return_path("bounces@example.com", 5, 6, SECRET)
+    raw = b"To: bounces+stale-token@example.com\nFrom: MAILER-DAEMON@mx.example.org\nSubject: failure notice\n\nx\n"
+    token = read_message(raw, envelope_to=address).ids.verp_token
+    assert read_return_path(f"bounces+{token}@example.com", SECRET) == (5, 6)

@@ -28,14 +28,21 @@ MAX_HUMAN_TEXT = 64 * 1024
 _REPORT_PARTS = dsn.DSN_TYPES + ("message/feedback-report",)
 
 
-def read_message(raw: bytes, *, verp_base: str = "bounces") -> Reading:
-    """The reading of one message given as raw bytes (as stored in a maildir, mbox or .eml file)."""
+def read_message(raw: bytes, *, verp_base: str = "bounces", envelope_to: str = "") -> Reading:
+    """The reading of one message given as raw bytes (as stored in a maildir, mbox or .eml file).
+
+    ``envelope_to`` is the address the report was delivered to, when the
+    caller knows it (an SMTP RCPT TO, a POP3/IMAP mailbox's own record): the
+    VERP token is taken from it first, then from the headers that copy it.
+    """
     try:
-        return _read(mime.parse(raw), verp_base)
+        reading = _read(mime.parse(raw), verp_base)
     except (RecursionError, MemoryError) as exc:
-        return Reading(NOT_A_BOUNCE, reason="unreadable", diagnostic=type(exc).__name__)
+        reading = Reading(NOT_A_BOUNCE, reason="unreadable", diagnostic=type(exc).__name__)
     except Exception as exc:  # a hostile message must not stop a batch; its reading says it was not understood
-        return Reading(NOT_A_BOUNCE, reason="unreadable", diagnostic=f"{type(exc).__name__}: {exc}"[:200])
+        reading = Reading(NOT_A_BOUNCE, reason="unreadable", diagnostic=f"{type(exc).__name__}: {exc}"[:200])
+    reading.ids.verp_token = identify.verp_token_in(envelope_to, verp_base) or reading.ids.verp_token
+    return reading
 
 
 def human_text(msg: Message) -> str:
