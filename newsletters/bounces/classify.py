@@ -102,7 +102,7 @@ PERMANENT_WORDS = _words(
 STATUS_REASONS = {
     "1.1": USER_UNKNOWN, "1.10": USER_UNKNOWN, "1.6": USER_UNKNOWN, "1.2": HOST_UNKNOWN, "1.3": BAD_ADDRESS,
     "2.1": "disabled", "2.2": "mailbox-full", "2.3": "too-large", "3.4": "too-large",
-    "4.7": "expired", "4.6": "expired", "7.1": "policy", "7.26": "policy", "7.25": "policy", "7.23": "policy",
+    "4.7": "expired", "4.6": "loop", "7.1": "policy", "7.26": "policy", "7.25": "policy", "7.23": "policy",
     "7.27": "policy", "7.509": "policy", "7.510": "policy", "7.750": "blocked", "7.606": "blocked", "7.0": "policy",
     "3.0": "mail-system", "3.1": "mail-system", "3.2": "mail-system", "4.1": "network", "4.2": "network",
 }
