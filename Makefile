@@ -55,6 +55,7 @@ bench: install
 	$(PY) bench/send.py
 	$(PY) bench/preview.py
 	$(PY) bench/send_startup.py
+	$(PY) bench/bounces.py
 
 clean:
 	rm -rf $(VENV) $(SITE)/build $(SITE)/outbox $(SITE)/reports $(SITE)/newsletter.db $(SITE)/newsletter.db-* $(SITE)/newsletter.db.send-lock
