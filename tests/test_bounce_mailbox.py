@@ -12,7 +12,8 @@ from newsletters.bounce_intake.errors import MailboxError
 from newsletters.bounce_intake.mailbox import PROCESSED_KEYWORD, mailbox_settings, open_mailbox
 from newsletters.config import Site
 from newsletters.errors import ConfigError
-from tests.dovecot_server import LoopbackCA, bounce_messages, dovecot_missing, start_dovecot, stop_dovecot
+from tests.dovecot_server import bounce_messages, dovecot_missing, start_dovecot, stop_dovecot
+from tests.loopback_ca import LoopbackCA
 
 pytestmark = pytest.mark.skipif(bool(dovecot_missing()), reason=dovecot_missing() or "")
 
