@@ -28,7 +28,8 @@ from newsletters.bounce_intake.mailbox import MailboxSettings, modified_utf7
 from tests.loopback_ca import LoopbackCA
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
-USER, PASSWORD = "bounces", "s3cret-pässword"
+PASSWORD = "s3cret-pässword"
+ACCOUNTS = 100
 
 
 def dovecot_missing() -> str | None:
@@ -81,31 +82,25 @@ def bounce_messages() -> tuple[bytes, ...]:
 
 
 @dataclass
-class Dovecot:
-    """A running Dovecot and the maildir behind it."""
+class Account:
+    """One mailbox user on a running Dovecot, with its own maildir: what one test reads and marks."""
 
-    folder: Path
-    ca: LoopbackCA
-    ca_file: Path
-    ports: dict[str, int]
-    process: subprocess.Popen | None = None
-    mail_uid: int = field(default_factory=os.getuid)
-    mail_gid: int = field(default_factory=os.getgid)
-    user: str = USER
+    server: "Dovecot"
+    user: str
     password: str = PASSWORD
 
     @property
     def maildir(self) -> Path:
-        return self.folder / "mail" / self.user
+        return self.server.folder / "mail" / self.user
 
     def folder_path(self, name: str) -> Path:
-        """The maildir folder behind an IMAP folder name (Dovecot's Maildir++ layout)."""
+        """The maildir folder behind an IMAP folder name (Dovecot's Maildir++ layout, names in modified UTF-7)."""
         return self.maildir if name == "INBOX" else self.maildir / f".{modified_utf7(name)}"
 
     def create_folder(self, name: str) -> None:
         for sub in ("cur", "new", "tmp"):
             (self.folder_path(name) / sub).mkdir(parents=True, exist_ok=True)
-        self._own(self.maildir)
+        self.server.own(self.maildir)
 
     def deliver(self, raw: bytes, *, seen: bool = False, folder: str = "INBOX") -> None:
         """Put a message in the maildir as a delivery agent would (``seen``: read in a mail client)."""
@@ -115,21 +110,51 @@ class Dovecot:
         tmp = where / "tmp" / name
         tmp.write_bytes(raw)
         tmp.rename(where / "cur" / f"{name}:2,S" if seen else where / "new" / name)
-        self._own(self.maildir)
+        self.server.own(self.maildir)
 
     def messages_in(self, folder: str) -> list[bytes]:
         where = self.folder_path(folder)
         return [p.read_bytes() for sub in ("new", "cur") if (where / sub).is_dir() for p in (where / sub).iterdir()]
 
-    def settings(self, protocol: str = "imap", tls: str = "ssl", **changes):
-        """MailboxSettings for this server, with any field changed."""
-        port = self.ports[f"{protocol}{'s' if tls == 'ssl' else ''}"]
+    def settings(self, protocol: str = "imap", tls: str = "ssl", **changes) -> MailboxSettings:
+        """MailboxSettings for this account, with any field changed."""
+        port = self.server.ports[f"{protocol}{'s' if tls == 'ssl' else ''}"]
         values = dict(protocol=protocol, host="127.0.0.1", port=port, tls=tls, user=self.user,
-                      password=self.password, cafile=str(self.ca_file), timeout=10.0)
+                      password=self.password, cafile=str(self.server.ca_file), timeout=10.0)
         values.update(changes)
         return MailboxSettings(**values)
 
-    def _own(self, path: Path) -> None:
+
+@dataclass
+class Dovecot:
+    """A running Dovecot, its passwd file and the maildirs behind it."""
+
+    folder: Path
+    ca: LoopbackCA
+    ca_file: Path
+    ports: dict[str, int]
+    process: subprocess.Popen | None = None
+    mail_uid: int = field(default_factory=os.getuid)
+    mail_gid: int = field(default_factory=os.getgid)
+    accounts: int = 0
+
+    def add_account(self, messages=()) -> Account:
+        """The next unused user, its INBOX holding ``messages``.
+
+        The users are all in the passwd file from the start: Dovecot notices a
+        changed passwd file by its time stamp, which two tests within a second share.
+        """
+        if self.accounts >= ACCOUNTS:
+            raise RuntimeError(f"all {ACCOUNTS} test accounts of this Dovecot are used")
+        self.accounts += 1
+        account = Account(self, f"bounces{self.accounts}")
+        account.create_folder("INBOX")
+        for raw in messages:
+            account.deliver(raw)
+        return account
+
+    def own(self, path: Path) -> None:
+        """As root, the mail belongs to the unprivileged user Dovecot reads it as."""
         if os.getuid() == 0:
             for root, dirs, files in os.walk(path):
                 os.chown(root, self.mail_uid, self.mail_gid)
@@ -152,7 +177,10 @@ class Dovecot:
         cert, key = self.ca.issue(self.folder)
         f = self.folder
         (f / "passwd").write_text(
-            f"{self.user}:{{PLAIN}}{self.password}:{self.mail_uid}:{self.mail_gid}::{f / 'home' / self.user}::\n",
+            "".join(
+                f"bounces{n}:{{PLAIN}}{PASSWORD}:{self.mail_uid}:{self.mail_gid}::{f / 'home' / f'bounces{n}'}::\n"
+                for n in range(1, ACCOUNTS + 1)
+            ),
             encoding="utf-8",
         )
         p = self.ports
@@ -208,7 +236,6 @@ service pop3-login {{
 
     def start(self) -> None:
         config = self.write_config()
-        self.create_folder("INBOX")
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -250,8 +277,8 @@ def _listening(port: int) -> bool:
         return False
 
 
-def start_dovecot(messages: list[bytes] = ()) -> Dovecot:
-    """A running Dovecot whose INBOX holds ``messages``; call ``stop_dovecot`` after."""
+def start_dovecot() -> Dovecot:
+    """A running Dovecot without accounts yet (``add_account``); call ``stop_dovecot`` after."""
     folder = Path(tempfile.mkdtemp(prefix="nl-dovecot-"))
     folder.chmod(0o755)  # Dovecot's unprivileged processes must reach their sockets and the mail
     ca = LoopbackCA.create()
@@ -259,8 +286,6 @@ def start_dovecot(messages: list[bytes] = ()) -> Dovecot:
     server = Dovecot(folder=folder, ca=ca, ca_file=ca.write(folder / "ca.pem"), ports=dict(zip(names, free_ports(4))))
     try:
         server.start()
-        for raw in messages:
-            server.deliver(raw)
     except BaseException:
         stop_dovecot(server)
         raise

@@ -1,7 +1,7 @@
 """Fetching bounces from a real Dovecot on 127.0.0.1 over IMAP and POP3, with TLS from a test CA.
 
-Each test starts its own Dovecot (``tests.dovecot_server``) holding three bounce
-messages, so what one test marks no other test sees.
+One Dovecot (``tests.dovecot_server``) serves this module; each test gets its
+own account holding three bounce messages, so what one test marks no other sees.
 """
 
 from __future__ import annotations
@@ -12,17 +12,23 @@ from newsletters.bounce_intake.errors import MailboxError
 from newsletters.bounce_intake.mailbox import PROCESSED_KEYWORD, mailbox_settings, open_mailbox
 from newsletters.config import Site
 from newsletters.errors import ConfigError
-from tests.dovecot_server import bounce_messages, dovecot_missing, start_dovecot, stop_dovecot
+from tests.dovecot_server import bounce_messages, dovecot_missing, free_ports, start_dovecot, stop_dovecot
 from tests.loopback_ca import LoopbackCA
 
 pytestmark = pytest.mark.skipif(bool(dovecot_missing()), reason=dovecot_missing() or "")
 
 
-@pytest.fixture
-def dovecot():
-    server = start_dovecot(bounce_messages())
+@pytest.fixture(scope="module")
+def dovecot_server():
+    server = start_dovecot()
     yield server
     stop_dovecot(server)
+
+
+@pytest.fixture
+def dovecot(dovecot_server):
+    """A fresh account on the running Dovecot, its INBOX holding ``bounce_messages()``."""
+    return dovecot_server.add_account(bounce_messages())
 
 
 def fetch(settings) -> list[tuple[str, bytes]]:
@@ -127,12 +133,12 @@ def test_a_wrong_password_is_refused_naming_the_user_and_password_settings(dovec
         with pytest.raises(MailboxError) as refused:
             open_mailbox(dovecot.settings(protocol, password="wrong"))
         text = str(refused.value)
-        assert "refused the login of 'bounces'" in text
+        assert f"refused the login of '{dovecot.user}'" in text
         assert f"BOUNCE_{protocol.upper()}_PASSWORD" in text and "wrong" not in text
 
 
 def test_tls_at_once_on_the_starttls_port_fails_naming_the_tls_setting(dovecot):
-    settings = dovecot.settings("imap", "ssl", port=dovecot.ports["imap"])
+    settings = dovecot.settings("imap", "ssl", port=dovecot.server.ports["imap"])
 
     with pytest.raises(MailboxError) as failed:
         open_mailbox(settings)
@@ -152,10 +158,8 @@ def test_an_unknown_folder_is_named_with_the_folders_there_are(dovecot):
 
 
 def test_nothing_listening_is_a_clear_connection_error(dovecot):
-    dovecot.stop()
-
     with pytest.raises(MailboxError) as failed:
-        open_mailbox(dovecot.settings())
+        open_mailbox(dovecot.settings(port=free_ports(1)[0]))
 
     assert "cannot connect" in str(failed.value) and "BOUNCE_IMAP_PORT" in str(failed.value)
 
@@ -163,12 +167,12 @@ def test_nothing_listening_is_a_clear_connection_error(dovecot):
 def test_settings_come_from_the_sites_env_file(dovecot, site_dir, monkeypatch):
     for name in ("BOUNCE_IMAP_HOST", "BOUNCE_POP3_HOST", "BOUNCE_IMAP_PORT", "BOUNCE_PROCESSED_FOLDER"):
         monkeypatch.delenv(name, raising=False)
-    (site_dir / "ca.pem").write_bytes(dovecot.ca_file.read_bytes())
+    (site_dir / "ca.pem").write_bytes(dovecot.server.ca_file.read_bytes())
     (site_dir / ".env").write_text(
         "BOUNCE_IMAP_HOST=127.0.0.1\n"
-        f"BOUNCE_IMAP_PORT={dovecot.ports['imap']}\n"
+        f"BOUNCE_IMAP_PORT={dovecot.server.ports['imap']}\n"
         "BOUNCE_IMAP_TLS=starttls\n"
-        "BOUNCE_IMAP_USER=bounces\n"
+        f"BOUNCE_IMAP_USER={dovecot.user}\n"
         f"BOUNCE_IMAP_PASSWORD={dovecot.password}\n"
         "BOUNCE_IMAP_CA_FILE=ca.pem\n",  # relative to the site folder
         encoding="utf-8",
@@ -224,3 +228,14 @@ def test_pop3_defaults_to_port_995_and_imap_starttls_to_143(site_dir, monkeypatc
         monkeypatch.setenv(name, value)
     imap = mailbox_settings(Site.load(site_dir))
     assert (imap.protocol, imap.port, imap.tls) == ("imap", 143, "starttls")
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_a_bounce_with_very_long_lines_is_fetched_whole(dovecot, protocol):
+    """Returned messages often carry HTML on one line far past RFC 5322's 998 characters."""
+    fetch_and_mark(dovecot.settings(protocol))
+    long_line = b"<p>" + b"x" * 50_000 + b"</p>"
+    raw = b"From: MAILER-DAEMON@example.net\r\nSubject: returned\r\n\r\n" + long_line + b"\r\n.leading dot\r\n"
+    dovecot.deliver(raw)
+
+    assert [got for _, got in fetch(dovecot.settings(protocol))] == [raw]

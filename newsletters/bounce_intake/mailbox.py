@@ -337,6 +337,31 @@ class IMAPMailbox(_Session):
             pass
 
 
+MAX_POP3_LINE = 1024 * 1024
+
+
+class _LongLines:
+    """poplib refuses lines over 2048 bytes; returned messages hold HTML lines far longer than that."""
+
+    def _getline(self):
+        line = self.file.readline(MAX_POP3_LINE + 1)
+        if len(line) > MAX_POP3_LINE:
+            raise poplib.error_proto(f"a line longer than {MAX_POP3_LINE} bytes")
+        if not line:
+            raise poplib.error_proto("-ERR EOF")
+        if line.endswith(b"\r\n"):
+            return line[:-2], len(line)
+        return line.rstrip(b"\r\n"), len(line)
+
+
+class _POP3(_LongLines, poplib.POP3):
+    pass
+
+
+class _POP3_SSL(_LongLines, poplib.POP3_SSL):
+    pass
+
+
 class POP3Mailbox(_Session):
     """One POP3 session; processed messages are deleted when the session ends with QUIT."""
 
@@ -355,8 +380,8 @@ class POP3Mailbox(_Session):
         context = s.tls_context()
         try:
             if s.tls == "ssl":
-                return poplib.POP3_SSL(s.host, s.port, timeout=s.timeout, context=context)
-            pop = poplib.POP3(s.host, s.port, timeout=s.timeout)
+                return _POP3_SSL(s.host, s.port, timeout=s.timeout, context=context)
+            pop = _POP3(s.host, s.port, timeout=s.timeout)
         except ssl.SSLError as exc:
             raise _tls_failure(s, self.where, exc) from None
         except (OSError, poplib.error_proto) as exc:
