@@ -13,6 +13,7 @@ runs as that user (Dovecot's "rootless" mode).
 from __future__ import annotations
 
 import functools
+import grp
 import os
 import pwd
 import shutil
@@ -169,11 +170,13 @@ class Dovecot:
     def write_config(self) -> Path:
         if os.getuid() == 0:
             internal = "dovecot" if _user_exists("dovecot") else "nobody"
+            group = grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name
             login = "dovenull" if _user_exists("dovenull") else "nobody"
             nobody = pwd.getpwnam("nobody")
             self.mail_uid, self.mail_gid = nobody.pw_uid, nobody.pw_gid
         else:
             internal = login = pwd.getpwuid(os.getuid()).pw_name
+            group = grp.getgrgid(os.getgid()).gr_name  # Debian's default group, dovecot, is not ours to chown to
         cert, key = self.ca.issue(self.folder)
         f = self.folder
         (f / "passwd").write_text(
@@ -199,6 +202,7 @@ auth_failure_delay = 0
 disable_plaintext_auth = yes
 default_internal_user = {internal}
 default_login_user = {login}
+default_internal_group = {group}
 first_valid_uid = 1
 mail_location = maildir:{f / 'mail'}/%u
 passdb {{
@@ -208,6 +212,9 @@ passdb {{
 userdb {{
   driver = passwd-file
   args = username_format=%u {f / 'passwd'}
+}}
+service anvil {{
+  chroot =
 }}
 service imap-login {{
   chroot =
