@@ -196,11 +196,13 @@ def test_settings_come_from_the_sites_env_file(dovecot, site_dir, monkeypatch):
           "BOUNCE_PROCESSED_FOLDER": "INBOX"}, "BOUNCE_PROCESSED_FOLDER must differ"),
         ({"BOUNCE_IMAP_HOST": "imap.example.com", "BOUNCE_IMAP_USER": "u", "BOUNCE_IMAP_PASSWORD": "p",
           "BOUNCE_IMAP_FOLDER": "INBOX\r\nA1 DELETE INBOX"}, "BOUNCE_IMAP_FOLDER holds a control character"),
+        ({"BOUNCE_POP3_HOST": "pop.example.com", "BOUNCE_POP3_USER": "me\r\nDELE 1", "BOUNCE_POP3_PASSWORD": "p"},
+         "BOUNCE_POP3_USER holds a control character"),
     ],
-    ids=["unset", "both-hosts", "no-tls", "no-password", "same-folder", "crlf-folder"],
+    ids=["unset", "both-hosts", "no-tls", "no-password", "same-folder", "crlf-folder", "crlf-user"],
 )
 def test_bad_mailbox_settings_are_one_line_config_errors(site_dir, monkeypatch, env, message):
-    for name in ("BOUNCE_IMAP_HOST", "BOUNCE_POP3_HOST"):
+    for name in ("BOUNCE_IMAP_HOST", "BOUNCE_POP3_HOST", "BOUNCE_IMAP_FOLDER", "BOUNCE_PROCESSED_FOLDER"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -56,11 +56,24 @@ class MailboxSettings:
     processed_folder: str | None = None  # IMAP only
     timeout: float = 30.0
 
+    def __post_init__(self):
+        """Refuse what would corrupt a protocol line: a value with CR or LF could smuggle a command."""
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, not {self.protocol!r}")
+        if self.tls not in TLS_MODES:
+            raise ConfigError(f"{self.setting('TLS')} must be ssl or starttls, not {self.tls!r}", where=WHERE)
+        for key in ("HOST", "USER", "PASSWORD", "FOLDER", "PROCESSED_FOLDER"):
+            value = getattr(self, {"PROCESSED_FOLDER": "processed_folder"}.get(key, key.lower()))
+            if value and _UNSAFE.search(value):
+                raise ConfigError(f"{self.setting(key)} holds a control character", where=WHERE)
+        if self.processed_folder and self.processed_folder == self.folder:
+            raise ConfigError("BOUNCE_PROCESSED_FOLDER must differ from BOUNCE_IMAP_FOLDER", where=WHERE)
+
     def setting(self, key: str) -> str:
         """The environment name of one of these settings, for error messages."""
-        if key in ("FOLDER", "PROCESSED_FOLDER") or self.protocol == "imap":
-            return "BOUNCE_PROCESSED_FOLDER" if key == "PROCESSED_FOLDER" else f"BOUNCE_IMAP_{key}"
-        return f"BOUNCE_POP3_{key}"
+        if key == "PROCESSED_FOLDER":
+            return "BOUNCE_PROCESSED_FOLDER"
+        return f"BOUNCE_{self.protocol.upper()}_{key}"
 
     def tls_context(self) -> ssl.SSLContext:
         """Certificates and host names are always checked; a private CA may be trusted too."""
@@ -95,17 +108,10 @@ def mailbox_settings(site) -> MailboxSettings | None:
     cafile = site.setting(prefix + "CA_FILE")
     if cafile and not Path(cafile).is_absolute():
         cafile = str(site.root / cafile)
-    folder = site.setting("BOUNCE_IMAP_FOLDER") or "INBOX"
-    processed = site.setting("BOUNCE_PROCESSED_FOLDER")
-    for name, value in (("BOUNCE_IMAP_FOLDER", folder), ("BOUNCE_PROCESSED_FOLDER", processed)):
-        if value and _UNSAFE.search(value):
-            raise ConfigError(f"{name} holds a control character", where=WHERE)
-    if processed and processed == folder:
-        raise ConfigError("BOUNCE_PROCESSED_FOLDER must differ from BOUNCE_IMAP_FOLDER", where=WHERE)
     return MailboxSettings(
         protocol=protocol, host=imap_host or pop3_host, user=user, password=password, tls=tls, cafile=cafile,
         port=site.int_setting(prefix + "PORT", DEFAULT_PORTS[protocol, tls]),
-        folder=folder, processed_folder=processed,
+        folder=site.setting("BOUNCE_IMAP_FOLDER") or "INBOX", processed_folder=site.setting("BOUNCE_PROCESSED_FOLDER"),
         timeout=site.float_setting("BOUNCE_MAILBOX_TIMEOUT", 30.0),
     )
 
