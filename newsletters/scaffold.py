@@ -95,6 +95,7 @@ DKIM_DOMAIN=
 # MAILGUN_WEBHOOK_SIGNING_KEY=  # Mailgun: Sending > Webhooks > HTTP webhook signing key
 # SENDGRID_WEBHOOK_PUBLIC_KEY=  # SendGrid: Mail Settings > Signed Event Webhook > verification key
 # WEBHOOK_MAX_AGE=900           # seconds a signed post stays acceptable
+# WEBHOOK_REPLAY_FILE=          # an SQLite file remembering received posts (default: memory of one process)
 """
 
 FIRST_ISSUE = """\

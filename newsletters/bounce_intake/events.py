@@ -15,12 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import threading
-import time
 from dataclasses import dataclass, field
-from typing import Protocol
-
 from .errors import WebhookRejected, WebhookReplayed
+from .replays import ReplayStore
 
 KINDS = ("hard", "soft", "complaint")
 MAX_TEXT = 300
@@ -63,46 +60,6 @@ class Verified:
     claimed: list[str] = field(default_factory=list)
     confirm_url: str | None = None  # SNS SubscriptionConfirmation: GET this (``sns.confirm_subscription``)
     ignored: int = 0  # records that are no bounce or complaint (deliveries, opens) or were seen before
-
-
-class ReplayStore(Protocol):
-    """Remembers what was received until a time, so the same post cannot act twice.
-
-    ``claim`` is atomic: of two requests with the same key, one gets True. A key
-    whose post then failed to apply is ``release``d so the relay's retry works.
-    """
-
-    def claim(self, key: str, *, until: float) -> bool: ...
-
-    def release(self, key: str) -> None: ...
-
-
-class MemoryReplayStore:
-    """A ``ReplayStore`` in this process's memory: right for one ``serve`` process."""
-
-    def __init__(self, clock=time.time):
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._clock = clock
-        self._claims = 0
-
-    def claim(self, key: str, *, until: float) -> bool:
-        now = self._clock()
-        with self._lock:
-            self._claims += 1
-            if self._claims % 1000 == 0:
-                self._until = {k: t for k, t in self._until.items() if t > now}
-            if self._until.get(key, 0.0) > now:
-                return False
-            self._until[key] = until
-            return True
-
-    def release(self, key: str) -> None:
-        with self._lock:
-            self._until.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._until)
 
 
 def claim_post(replays: ReplayStore, key: str, until: float, verified: Verified) -> None:

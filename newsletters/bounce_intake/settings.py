@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 from ..errors import ConfigError
-from .events import MemoryReplayStore, ReplayStore
+from .replays import FileReplayStore, MemoryReplayStore, ReplayStore
 
 WHERE = "environment/.env"
 DEFAULT_MAX_AGE = 900.0  # seconds a signed post stays acceptable (and its replay key remembered)
@@ -55,12 +55,17 @@ class WebhookSettings:
         if not 30 <= max_age <= 86400:
             raise ConfigError(f"WEBHOOK_MAX_AGE must be between 30 and 86400 seconds, not {max_age:g}", where=WHERE)
         key = site.setting("SENDGRID_WEBHOOK_PUBLIC_KEY")
+        if replays is None:
+            replay_file = site.setting("WEBHOOK_REPLAY_FILE")
+            if replay_file and not Path(replay_file).is_absolute():
+                replay_file = str(site.root / replay_file)
+            replays = FileReplayStore(replay_file) if replay_file else MemoryReplayStore()
         return cls(
             ses_topic_arns=arns, sns_cert_url_prefixes=prefixes, sns_cafile=cafile,
             postmark_user=user, postmark_password=password, postmark_token=site.setting("POSTMARK_WEBHOOK_TOKEN") or "",
             mailgun_signing_key=site.setting("MAILGUN_WEBHOOK_SIGNING_KEY") or "",
             sendgrid_public_key=sendgrid_key(key) if key else None,
-            max_age=max_age, replays=replays or MemoryReplayStore(),
+            max_age=max_age, replays=replays,
         )
 
     def tls_context(self) -> ssl.SSLContext:
