@@ -58,7 +58,7 @@ class SigningIdentity:
 
 
 class CertificateServer:
-    """HTTPS on 127.0.0.1 serving ``files`` (path → bytes) and answering 200 to any other GET."""
+    """HTTPS on 127.0.0.1 serving ``files`` (path → bytes): 404 for another .pem, 200 for any other GET."""
 
     def __init__(self, folder: Path):
         self.ca = LoopbackCA.create("Certificate server test CA")
@@ -71,8 +71,9 @@ class CertificateServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
-                body = server.files.get(self.path.split("?")[0], b"<ConfirmSubscriptionResponse/>")
-                self.send_response(200)
+                path = self.path.split("?")[0]
+                body = server.files.get(path, b"<ConfirmSubscriptionResponse/>")
+                self.send_response(404 if path.endswith(".pem") and path not in server.files else 200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -431,3 +431,97 @@ def test_bad_webhook_settings_are_config_errors(site_dir, monkeypatch, name, val
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         WebhookSettings.from_site(Site.load(site_dir))
+
+
+# -- hostile input ---------------------------------------------------------------
+def test_ses_recipients_that_are_no_address_are_dropped_and_text_is_cleaned(ses, sns_identity):
+    settings, url = ses
+    message = ses_bounce([("gone@example.net\r\nBcc: x@evil.example", "5.1.1", ""),
+                          ("not an address", "5.1.1", ""),
+                          ("ok@example.net", "5.1.1", "550 5.1.1 \x1b[31mred\x1b[0m\x00 user unknown " + "x" * 1000)])
+    post = sns_post(message, url, sns_identity.key)
+
+    [event] = verify_ses({}, body(post), settings).events
+
+    assert event.recipient == "ok@example.net"
+    assert "\x1b" not in event.detail and "\x00" not in event.detail and len(event.detail) <= 300
+
+
+@pytest.mark.parametrize(
+    "change, status, message",
+    [
+        ({"SignatureVersion": "3"}, 403, "unknown SignatureVersion"),
+        ({"Signature": "%%%"}, 403, "not base64"),
+        ({"SigningCertURL": None}, 400, "not a URL"),
+        ({"SigningCertURL": "{base}missing.pem"}, 502, "answered 404"),
+        ({"SigningCertURL": "{base}garbage.pem"}, 502, "no PEM certificate"),
+    ],
+)
+def test_broken_sns_signature_fields_are_refused(ses, certs, sns_identity, change, status, message):
+    settings, url = ses
+    certs.files["/garbage.pem"] = b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"
+    post = sns_post(ses_bounce([("a@example.net", "5.1.1", "")]), url, sns_identity.key)
+    post.update({k: v.format(base=certs.base) if isinstance(v, str) else v for k, v in change.items()})
+
+    with pytest.raises(WebhookRejected, match=message) as refused:
+        verify_ses({}, body(post), settings)
+    assert refused.value.status == status
+
+
+@pytest.mark.parametrize(
+    "post, status",
+    [
+        (b'{"signature": "x", "event-data": {}}', 400),
+        (b'{"signature": {"timestamp": "soon", "token": "t", "signature": "s"}}', 400),
+        (b'{"signature": {"timestamp": "1", "token": "t", "signature": "\\u00ff"}}', 403),
+        (b"\xff\xfe", 400),
+    ],
+    ids=["signature-not-object", "timestamp-not-number", "signature-not-hex", "not-utf8"],
+)
+def test_malformed_mailgun_posts_are_refused(post, status):
+    with pytest.raises(WebhookRejected) as refused:
+        verify_mailgun({}, post, WebhookSettings(mailgun_signing_key="k"))
+    assert refused.value.status == status
+
+
+def test_a_signed_mailgun_post_with_odd_event_data_gives_no_event():
+    mailgun = Mailgun()
+    settings = WebhookSettings(mailgun_signing_key=mailgun.key)
+
+    for data in ([], {"event": "failed"}, {"event": "failed", "id": "x", "recipient": "a@b\n.example"}):
+        assert verify_mailgun({}, mailgun.post(data), settings).events == []
+
+
+def test_a_signed_mailgun_post_with_a_timestamp_past_any_calendar_is_refused():
+    mailgun = Mailgun()
+    with pytest.raises(WebhookRejected, match="no readable timestamp|future"):
+        verify_mailgun({}, mailgun.post(mailgun_failed("a@example.net"), timestamp=10**30),
+                       WebhookSettings(mailgun_signing_key=mailgun.key))
+
+
+@pytest.mark.parametrize(
+    "headers, payload, status",
+    [
+        ({"X-Twilio-Email-Event-Webhook-Signature": "%%%", "X-Twilio-Email-Event-Webhook-Timestamp": "1"}, b"[]", 403),
+        ({"X-Twilio-Email-Event-Webhook-Timestamp": "1"}, b"[]", 400),
+        ({"X-Twilio-Email-Event-Webhook-Signature": "AAAA", "X-Twilio-Email-Event-Webhook-Timestamp": "-1"}, b"[]", 400),
+    ],
+)
+def test_sendgrid_posts_with_broken_signature_headers_are_refused(headers, payload, status):
+    settings = WebhookSettings(sendgrid_public_key=sendgrid_key(SendGrid().public_key_text))
+    with pytest.raises(WebhookRejected) as refused:
+        verify_sendgrid(headers, payload, settings)
+    assert refused.value.status == status
+
+
+def test_a_signed_sendgrid_body_that_is_not_an_array_is_400_and_odd_items_are_skipped():
+    sendgrid = SendGrid()
+    settings = WebhookSettings(sendgrid_public_key=sendgrid_key(sendgrid.public_key_text))
+    payload = b'{"event": "bounce"}'
+    with pytest.raises(WebhookRejected) as refused:
+        verify_sendgrid(sendgrid.headers(payload), payload, settings)
+    assert refused.value.status == 400
+
+    odd = body([1, "x", None, {"event": "bounce"}, sendgrid_event("bounce", "a\r\n@example.net")])
+    verified = verify_sendgrid(sendgrid.headers(odd), odd, settings)
+    assert verified.events == [] and verified.ignored == 5
