@@ -31,6 +31,7 @@ from tests.loopback_ca import LoopbackCA
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 PASSWORD = "s3cret-pässword"
 ACCOUNTS = 100
+OLD_IMAP_USER = "old-imap"
 
 
 def dovecot_missing() -> str | None:
@@ -139,16 +140,21 @@ class Dovecot:
     mail_gid: int = field(default_factory=os.getgid)
     accounts: int = 0
 
-    def add_account(self, messages=()) -> Account:
+    def add_account(self, messages=(), *, old_imap: bool = False) -> Account:
         """The next unused user, its INBOX holding ``messages``.
 
-        The users are all in the passwd file from the start: Dovecot notices a
-        changed passwd file by its time stamp, which two tests within a second share.
+        The users are all in the passwd file from the start: Dovecot re-reads a
+        changed passwd file at most once a second, and tests come faster.
+        ``old_imap``: the one user whose server offers plain IMAP4rev1 only (no
+        MOVE, no UIDPLUS), as an older server would.
         """
-        if self.accounts >= ACCOUNTS:
+        if old_imap:
+            account = Account(self, OLD_IMAP_USER)
+        elif self.accounts >= ACCOUNTS:
             raise RuntimeError(f"all {ACCOUNTS} test accounts of this Dovecot are used")
-        self.accounts += 1
-        account = Account(self, f"bounces{self.accounts}")
+        else:
+            self.accounts += 1
+            account = Account(self, f"bounces{self.accounts}")
         account.create_folder("INBOX")
         for raw in messages:
             account.deliver(raw)
@@ -179,10 +185,12 @@ class Dovecot:
             group = grp.getgrgid(os.getgid()).gr_name  # Debian's default group, dovecot, is not ours to chown to
         cert, key = self.ca.issue(self.folder)
         f = self.folder
+        users = [(f"bounces{n}", "") for n in range(1, ACCOUNTS + 1)]
+        users.append((OLD_IMAP_USER, "userdb_imap_capability=IMAP4rev1"))
         (f / "passwd").write_text(
             "".join(
-                f"bounces{n}:{{PLAIN}}{PASSWORD}:{self.mail_uid}:{self.mail_gid}::{f / 'home' / f'bounces{n}'}::\n"
-                for n in range(1, ACCOUNTS + 1)
+                f"{user}:{{PLAIN}}{PASSWORD}:{self.mail_uid}:{self.mail_gid}::{f / 'home' / user}::{extra}\n"
+                for user, extra in users
             ),
             encoding="utf-8",
         )

@@ -107,6 +107,27 @@ def test_imap_moves_processed_messages_to_the_processed_folder(dovecot):
     assert dovecot.messages_in("INBOX") == []
 
 
+def test_a_server_without_move_gets_copy_and_deleted_and_expunges_nothing_else(dovecot_server):
+    """Without MOVE and UIDPLUS the message is copied and flagged \\Deleted; no EXPUNGE or CLOSE removes
+    a message someone else flagged \\Deleted."""
+    old_server = dovecot_server.add_account(bounce_messages(), old_imap=True)
+    old_server.create_folder("Processed")
+    someone_elses = b"From: someone@example.net\r\nSubject: deleted in a mail client\r\n\r\nkeep\r\n"
+    old_server.deliver(someone_elses)
+    settings = old_server.settings(processed_folder="Processed")
+    with open_mailbox(settings) as box:
+        assert "MOVE" not in box._capabilities
+        for uid, raw in box.unprocessed():
+            if raw == someone_elses:
+                box._imap.uid("STORE", uid, "+FLAGS", "(\\Deleted)")
+            else:
+                box.mark_processed(uid)
+
+    assert fetch(settings) == []
+    assert sorted(old_server.messages_in("Processed")) == sorted(bounce_messages())
+    assert someone_elses in old_server.messages_in("INBOX")
+
+
 def test_a_folder_with_a_non_ascii_name_is_read(dovecot):
     raw = bounce_messages()[0]
     dovecot.deliver(raw, folder="Rückläufer")

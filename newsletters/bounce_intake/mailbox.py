@@ -336,9 +336,7 @@ class IMAPMailbox(_Session):
         if imap is None:
             return
         try:
-            if imap.state == "SELECTED":
-                imap.close()
-            imap.logout()
+            imap.logout()  # not CLOSE: that would also expunge messages others flagged \\Deleted
         except (imaplib.IMAP4.error, OSError):
             pass
 
