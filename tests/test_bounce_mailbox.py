@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from newsletters.bounce_intake.errors import MailboxError
-from newsletters.bounce_intake.mailbox import PROCESSED_KEYWORD, mailbox_settings, open_mailbox
+from newsletters.bounce_intake.mailbox import PROCESSED_KEYWORD, mailbox_settings, open_mailbox, process_mailbox
 from newsletters.config import Site
 from newsletters.errors import ConfigError
 from tests.dovecot_server import bounce_messages, dovecot_missing, free_ports, start_dovecot, stop_dovecot
@@ -68,6 +68,26 @@ def test_messages_not_marked_are_read_again_so_a_crash_loses_nothing(dovecot, pr
 
     assert len(again) == 2
     assert sorted(raw for _, raw in again) == sorted(bounce_messages()[1:])
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_process_mailbox_marks_what_was_handled_and_stops_at_the_first_failure(dovecot, protocol):
+    settings = dovecot.settings(protocol)
+    seen = []
+
+    def handle(uid, raw):
+        if len(seen) == 1:
+            raise RuntimeError("database is locked")
+        seen.append(raw)
+
+    with pytest.raises(RuntimeError):
+        process_mailbox(settings, handle)
+    handled_again = []
+    count = process_mailbox(settings, lambda uid, raw: handled_again.append(raw))
+
+    assert count == 2 and len(seen) == 1
+    assert sorted(seen + handled_again) == sorted(bounce_messages())
+    assert process_mailbox(settings, lambda uid, raw: None) == 0
 
 
 def test_pop3_deletes_nothing_when_the_session_breaks_before_quit(dovecot):

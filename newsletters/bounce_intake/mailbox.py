@@ -30,7 +30,7 @@ import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from ..errors import ConfigError
 from .errors import MailboxError
@@ -129,6 +129,23 @@ class BounceMailbox(Protocol):
 def open_mailbox(settings: MailboxSettings) -> "IMAPMailbox | POP3Mailbox":
     """A connected, logged-in mailbox; use it in a ``with`` block so it is always closed."""
     return IMAPMailbox(settings) if settings.protocol == "imap" else POP3Mailbox(settings)
+
+
+def process_mailbox(settings: MailboxSettings, handle: Callable[[str, bytes], object]) -> int:
+    """Give each unprocessed message to ``handle(uid, raw)`` and mark it once ``handle`` has returned.
+
+    An exception from ``handle`` ends the session with that message (and the
+    ones after it) unmarked, so the next fetch reads them again; the messages
+    handled before it stay marked (POP3 deletes them at the QUIT that still
+    ends the session). Returns how many messages were handled.
+    """
+    handled = 0
+    with open_mailbox(settings) as box:
+        for uid, raw in box.unprocessed():
+            handle(uid, raw)
+            box.mark_processed(uid)
+            handled += 1
+    return handled
 
 
 def _tls_failure(settings: MailboxSettings, where: str, exc: Exception) -> MailboxError:
