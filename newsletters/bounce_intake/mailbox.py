@@ -289,7 +289,8 @@ class IMAPMailbox(_Session):
         names = []
         for line in data if typ == "OK" else []:
             if isinstance(line, bytes):
-                names.append(decode_modified_utf7(line.rsplit(b" ", 1)[-1].decode("ascii", "replace").strip('"')))
+                name = decode_modified_utf7(line.rsplit(b" ", 1)[-1].decode("ascii", "replace").strip('"'))
+                names.append(_UNSAFE.sub("?", name)[:60])  # the server's words, shown on our terminal
         return names[:12]
 
     def _no_folder(self, name: str, setting: str) -> MailboxError:
