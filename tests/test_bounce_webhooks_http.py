@@ -43,17 +43,8 @@ class Receiver:
         self.batches.append(events)
 
 
-@pytest.fixture
-def relays(tmp_path):
-    certs = CertificateServer(tmp_path)
-    identity = SigningIdentity.create()
-    mailgun, sendgrid = Mailgun(), SendGrid()
-    settings = WebhookSettings(
-        sns_cert_url_prefixes=(certs.base,), sns_cafile=str(certs.ca_file),
-        postmark_user="relay", postmark_password="pw-123",
-        mailgun_signing_key=mailgun.key, sendgrid_public_key=sendgrid_key(sendgrid.public_key_text),
-    )
-    receiver = Receiver()
+def serve(settings: WebhookSettings, receiver: Receiver):
+    """A Flask app with the webhook routes on a werkzeug server on 127.0.0.1; returns (post, stop)."""
     app = Flask("webhook-test")
     app.register_blueprint(webhooks_blueprint(settings, receiver))
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -69,10 +60,28 @@ def relays(tmp_path):
         finally:
             connection.close()
 
+    def stop():
+        server.shutdown()
+        thread.join(5)
+
+    return post, stop
+
+
+@pytest.fixture
+def relays(tmp_path):
+    certs = CertificateServer(tmp_path)
+    identity = SigningIdentity.create()
+    mailgun, sendgrid = Mailgun(), SendGrid()
+    settings = WebhookSettings(
+        sns_cert_url_prefixes=(certs.base,), sns_cafile=str(certs.ca_file),
+        postmark_user="relay", postmark_password="pw-123",
+        mailgun_signing_key=mailgun.key, sendgrid_public_key=sendgrid_key(sendgrid.public_key_text),
+    )
+    receiver = Receiver()
+    post, stop = serve(settings, receiver)
     yield dict(post=post, receiver=receiver, certs=certs, identity=identity, mailgun=mailgun, sendgrid=sendgrid,
                cert_url=certs.publish(identity))
-    server.shutdown()
-    thread.join(5)
+    stop()
     certs.stop()
 
 
@@ -164,3 +173,29 @@ def test_other_methods_paths_and_oversize_posts_are_refused(relays):
     assert huge.status == 413
     assert post("/webhooks/ses", b"not json").status == 400
     assert relays["receiver"].batches == []
+
+
+def test_postmark_with_a_token_in_the_url_instead_of_basic_auth():
+    receiver = Receiver()
+    post, stop = serve(WebhookSettings(postmark_token="long-random-token"), receiver)
+    try:
+        right = post("/webhooks/postmark?token=long-random-token", postmark_bounce("token@example.net"))
+        wrong = post("/webhooks/postmark?token=guess", postmark_bounce("guess@example.net"))
+        missing = post("/webhooks/postmark", postmark_bounce("none@example.net"))
+    finally:
+        stop()
+
+    assert (right.status, wrong.status, missing.status) == (200, 401, 401)
+    assert [e.recipient for batch in receiver.batches for e in batch] == ["token@example.net"]
+
+
+def test_a_relay_not_set_up_is_refused_with_404_naming_its_setting():
+    receiver = Receiver()
+    post, stop = serve(WebhookSettings(), receiver)
+    try:
+        reply = post("/webhooks/mailgun", Mailgun().post(mailgun_failed("a@example.net")))
+    finally:
+        stop()
+
+    assert reply.status == 404 and "MAILGUN_WEBHOOK_SIGNING_KEY" in reply.text
+    assert receiver.batches == []
