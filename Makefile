@@ -23,11 +23,14 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# The tests drive a real browser and a real SpamAssassin: install Debian's packages when missing.
+# The tests drive a real browser, a real SpamAssassin and a real Dovecot (IMAP and POP3):
+# install Debian's packages when missing.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v spamassassin >/dev/null 2>&1 || missing="$$missing spamassassin"; \
+	[ -x /usr/lib/dovecot/imap ] || missing="$$missing dovecot-imapd"; \
+	[ -x /usr/lib/dovecot/pop3 ] || missing="$$missing dovecot-pop3d"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \

@@ -72,6 +72,33 @@ SEND_MAX_PER_HOUR=              # messages per rolling hour, across runs (empty:
 DKIM_PRIVATE_KEY_FILE=
 DKIM_SELECTOR=
 DKIM_DOMAIN=
+
+# Bounce mailbox: where bounces of your messages arrive (IMAP or POP3; TLS is always verified).
+# BOUNCE_IMAP_HOST=imap.example.com
+# BOUNCE_IMAP_PORT=993          # 993 for ssl, 143 for starttls
+# BOUNCE_IMAP_TLS=ssl           # ssl or starttls
+# BOUNCE_IMAP_USER=bounces@example.com
+# BOUNCE_IMAP_PASSWORD=
+# BOUNCE_IMAP_FOLDER=INBOX
+# BOUNCE_IMAP_CA_FILE=          # PEM file of a private CA to trust as well
+# BOUNCE_PROCESSED_FOLDER=      # move processed messages here (default: flag them $NewsletterProcessed)
+# ...or POP3 instead (processed messages are deleted):
+# BOUNCE_POP3_HOST=pop.example.com
+# BOUNCE_POP3_PORT=995          # 995 for ssl, 110 for starttls
+# BOUNCE_POP3_TLS=ssl
+# BOUNCE_POP3_USER=
+# BOUNCE_POP3_PASSWORD=
+# BOUNCE_POP3_CA_FILE=
+
+# Relay webhooks (PUBLIC_URL/webhooks/ses, /postmark, /mailgun, /sendgrid); a relay without its setting is refused.
+# SES_SNS_TOPIC_ARN=            # only accept these SNS topics (comma-separated)
+# POSTMARK_WEBHOOK_USER=        # the basic-auth user and password in the webhook URL you give Postmark
+# POSTMARK_WEBHOOK_PASSWORD=
+# POSTMARK_WEBHOOK_TOKEN=       # or/and a ?token=... in that URL
+# MAILGUN_WEBHOOK_SIGNING_KEY=  # Mailgun: Sending > Webhooks > HTTP webhook signing key
+# SENDGRID_WEBHOOK_PUBLIC_KEY=  # SendGrid: Mail Settings > Signed Event Webhook > verification key
+# WEBHOOK_MAX_AGE=900           # seconds a signed post stays acceptable
+# WEBHOOK_REPLAY_FILE=          # an SQLite file remembering received posts (default: memory of one process)
 """
 
 FIRST_ISSUE = """\
