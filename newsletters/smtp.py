@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from .errors import ConfigError, TransportError
+from .tls import verified_tls_context
 
 # A hostile server must not make us buffer without bound or paint the terminal.
 MAX_LINE = 4096
@@ -127,15 +128,7 @@ class SMTPSettings:
 
     def tls_context(self) -> ssl.SSLContext:
         # smtplib's own default does not verify certificates; this one always does.
-        context = ssl.create_default_context()
-        if self.cafile:
-            try:
-                context.load_verify_locations(cafile=self.cafile)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(
-                    f"cannot load SMTP_CA_FILE: {exc}", where=self.cafile, hint="give a PEM file of CA certificates"
-                ) from None
-        return context
+        return verified_tls_context(self.cafile, "SMTP_CA_FILE")
 
 
 @lru_cache(maxsize=1)

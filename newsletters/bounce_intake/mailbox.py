@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from ..errors import ConfigError
+from ..tls import verified_tls_context
 from .errors import MailboxError
 
 PROTOCOLS = ("imap", "pop3")
@@ -77,16 +78,7 @@ class MailboxSettings:
 
     def tls_context(self) -> ssl.SSLContext:
         """Certificates and host names are always checked; a private CA may be trusted too."""
-        context = ssl.create_default_context()
-        if self.cafile:
-            try:
-                context.load_verify_locations(cafile=self.cafile)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(
-                    f"cannot load {self.setting('CA_FILE')}: {exc}", where=self.cafile,
-                    hint="give a PEM file of CA certificates",
-                ) from None
-        return context
+        return verified_tls_context(self.cafile, self.setting("CA_FILE"))
 
 
 def mailbox_settings(site) -> MailboxSettings | None:

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 from ..errors import ConfigError
+from ..tls import verified_tls_context
 from .replays import FileReplayStore, MemoryReplayStore, ReplayStore
 
 WHERE = "environment/.env"
@@ -69,13 +70,7 @@ class WebhookSettings:
         )
 
     def tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        if self.sns_cafile:
-            try:
-                context.load_verify_locations(cafile=self.sns_cafile)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(f"cannot load SES_SNS_CA_FILE: {exc}", where=self.sns_cafile) from None
-        return context
+        return verified_tls_context(self.sns_cafile, "SES_SNS_CA_FILE")
 
 
 def cert_url_prefix(text: str) -> str:
