@@ -39,11 +39,12 @@ class Live:
     base: str
     site: Site
     store: Store
+    timeout: float = 10  # seconds a request may take
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> Response:
         """One request, no redirects followed, no cookies kept: what a mail client's one-click POST is."""
         parts = urlsplit(self.base)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
         try:
             conn.request(method, path, body=body, headers={"User-Agent": "pytest-client/1.0", **(headers or {})})
             reply = conn.getresponse()
