@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import send_fixtures
+from tests.postgres_server import PostgresServer
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLE_SITE = ROOT / "examples" / "clinic"
@@ -34,3 +37,26 @@ def site_dir(tmp_path: Path) -> Path:
         ignore=shutil.ignore_patterns("build", "outbox", "reports", "newsletter.db*", ".env"),
     )
     return dest
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL for the whole run (Debian's, in a temporary folder, loopback only)."""
+    server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """The same test on a SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'newsletter.db'}"
+    return request.getfixturevalue("postgres").fresh_database()
+
+
+@pytest.fixture
+def on_both_databases(database_url, monkeypatch):
+    """Sites made by tests/send_fixtures.py get this DATABASE_URL in their .env (SQLite, then PostgreSQL)."""
+    monkeypatch.setattr(send_fixtures, "DATABASE_URL", None if database_url.startswith("sqlite") else database_url)
+    return database_url

@@ -39,8 +39,14 @@ def make_send_site(site_dir: Path, **settings) -> Path:
     return site_dir
 
 
+# Tests that run on both databases set this (see the `database_url` fixture); None: the site's SQLite file.
+DATABASE_URL: str | None = None
+
+
 def write_env(site_dir: Path, **settings) -> None:
     values = {"SECRET_KEY": SECRET, "PUBLIC_URL": "https://news.larkfield-clinic.example.com"}
+    if DATABASE_URL:
+        values["DATABASE_URL"] = DATABASE_URL
     values.update({k: str(v) for k, v in settings.items() if v is not None})
     (site_dir / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
 

@@ -36,8 +36,10 @@ MESSY_REJECTED = {
 
 
 @pytest.fixture
-def site(site_dir, monkeypatch) -> Site:
+def site(site_dir, monkeypatch, database_url) -> Site:
+    """The import on SQLite and on PostgreSQL."""
     monkeypatch.setenv("SECRET_KEY", KEY)
+    monkeypatch.setenv("DATABASE_URL", database_url)
     return Site.load(site_dir)
 
 

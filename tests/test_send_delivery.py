@@ -33,6 +33,9 @@ from tests.send_fixtures import (
 from tests.smtp_servers import HostileServer, Inbox, smtp_server
 
 
+# The ledger, the claim and a real send, on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("on_both_databases")
+
 @pytest.fixture(autouse=True)
 def only_dotenv_settings(monkeypatch):
     for name in SETTINGS:

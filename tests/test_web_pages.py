@@ -85,7 +85,7 @@ class Live:
 def start_server(site_dir, monkeypatch, **env) -> tuple[Live, callable]:
     monkeypatch.setenv("SECRET_KEY", KEY)
     monkeypatch.delenv("SMTP_HOST", raising=False)
-    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # the site's SQLite file, unless env names another
     holder = {}
     # The server `newsletter serve` runs (its bare Server header included), on a port the OS picks.
     server = make_web_server(None, "127.0.0.1", 0, app=lambda environ, start: holder["app"](environ, start))
@@ -108,8 +108,9 @@ def start_server(site_dir, monkeypatch, **env) -> tuple[Live, callable]:
 
 
 @pytest.fixture
-def live(site_dir, monkeypatch):
-    running, stop = start_server(site_dir, monkeypatch)
+def live(site_dir, monkeypatch, database_url):
+    """The pages over real HTTP, on SQLite and on PostgreSQL."""
+    running, stop = start_server(site_dir, monkeypatch, DATABASE_URL=database_url)
     yield running
     stop()
 
