@@ -15,6 +15,10 @@ All in one run, to a minimal SMTP sink in another process (bench/smtp_sink.py):
 4. memory: the peak RSS of a child process sending to 1,000 and to 100,000
    subscribers (fresh database each), and the difference.
 
+With ``--postgres`` the ledger of "ours" and of the memory test is also run on
+a throwaway PostgreSQL (Debian's, started here as the tests start it), and the
+PostgreSQL / SQLite throughput ratio is printed (target >= 0.8).
+
 Targets: ours >= 0.8x the limit, >= 20x the naive loop, peak growth <= 20 MB.
 Wall-clock numbers depend on the machine; the ratios are the result.
 """
@@ -39,17 +43,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.postgres_server import PostgresServer  # noqa: E402 - after the path above
+
 EXAMPLE = ROOT / "examples" / "clinic"
 ISSUE = "issues/2026-11.toml"
 SECRET = "bench-secret-key-" + "x" * 24
 
 
-def make_site(folder: Path, port: int, connections: int, subscribers: int) -> Path:
+def make_site(folder: Path, port: int, connections: int, subscribers: int, database_url: str | None = None) -> Path:
     site_dir = folder / "site"
     shutil.copytree(EXAMPLE, site_dir, ignore=shutil.ignore_patterns("build", "outbox", "reports", "newsletter.db*", ".env"))
     (site_dir / ".env").write_text(
         f"SECRET_KEY={SECRET}\nPUBLIC_URL=https://news.larkfield-clinic.example.com\n"
         f"SMTP_HOST=127.0.0.1\nSMTP_PORT={port}\nSMTP_SECURITY=none\nSMTP_CONNECTIONS={connections}\n"
+        + (f"DATABASE_URL={database_url}\n" if database_url else "")
     )
     add_subscribers(site_dir, subscribers)
     return site_dir
@@ -195,11 +202,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--naive", type=int, default=40, help="recipients for the naive loop")
     parser.add_argument("--memory", default="1000,100000", help="two list sizes for the memory test ('' to skip)")
+    parser.add_argument("--postgres", action="store_true", help="also run ours and the memory test on PostgreSQL")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child_send(args.child)
 
+    postgres = PostgresServer.start() if args.postgres else None
     sink, port = start_sink()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
@@ -220,14 +229,23 @@ def main() -> None:
             print(f"naive (render + inline + connect per recipient):   {naive_rate:8.1f} msg/s  ({args.naive} recipients)")
             print(f"ours / limit = {ours_rate / raw_rate:.2f}   (target >= 0.8)")
             print(f"ours / naive = {ours_rate / naive_rate:.0f}x   (target >= 20x)")
+        if postgres:
+            with tempfile.TemporaryDirectory(prefix="bench-send-pg-") as tmp:
+                site_dir = make_site(Path(tmp), port, args.connections, args.n, postgres.fresh_database())
+                pg = run_ours(site_dir)
+                assert pg["summary"]["sent"] == args.n, pg["summary"]
+                pg_rate = args.n / pg["seconds"]
+                print(f"ours, ledger in PostgreSQL:                        {pg_rate:8.0f} msg/s")
+                print(f"PostgreSQL / SQLite = {pg_rate / ours_rate:.2f}   (target >= 0.8)")
 
         sizes = [int(s) for s in args.memory.split(",") if s.strip()]
-        if len(sizes) == 2:
+        for database in ["sqlite"] + (["postgresql"] if postgres else []) if len(sizes) == 2 else []:
             peaks = []
             for size in sizes:
                 with tempfile.TemporaryDirectory(prefix="bench-send-mem-") as tmp:
-                    print(f"\nmemory: sending to {size} subscribers …", flush=True)
-                    site_dir = make_site(Path(tmp), port, args.connections, size)
+                    print(f"\nmemory ({database}): sending to {size} subscribers …", flush=True)
+                    url = postgres.fresh_database() if database == "postgresql" else None
+                    site_dir = make_site(Path(tmp), port, args.connections, size, url)
                     result = run_ours(site_dir)
                     assert result["summary"]["sent"] == size, result["summary"]
                     peaks.append(result["rss_peak_kb"] / 1024)
@@ -235,8 +253,11 @@ def main() -> None:
                         f"  peak RSS {peaks[-1]:.1f} MB (before sending {result['rss_before_kb'] / 1024:.1f} MB), "
                         f"{size / result['seconds']:.0f} msg/s"
                     )
-            print(f"peak memory growth {sizes[0]} -> {sizes[1]}: {peaks[1] - peaks[0]:+.1f} MB   (target <= 20 MB)")
+            print(f"peak memory growth ({database}) {sizes[0]} -> {sizes[1]}: {peaks[1] - peaks[0]:+.1f} MB   "
+                  "(target <= 20 MB)")
     finally:
+        if postgres:
+            postgres.stop()
         received = stop_sink(sink)
         print(f"\nthe sink received {received} messages in all")
 

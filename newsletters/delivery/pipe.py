@@ -277,7 +277,10 @@ class DeliveryPipe:
             except Exception:
                 pass  # the row stays "sending" and will be reported as unknown: still safe
             transport.close()
-            conn.close()
+            try:
+                writer.close()
+            finally:
+                conn.close()
 
     def _one(self, work: Work, conn, writer, transport: Transport, pending: list, flush: Callable[[], None]) -> None:
         recipient = work.recipient
