@@ -48,6 +48,9 @@ SCHEMA: dict[tuple[str, str], tuple[type, bool, Any]] = {
     ("subscribe", "double_opt_in"): (bool, False, True),
     # What `{first_name}` becomes when a subscriber gave no first name ("Hi there,").
     ("personalization", "first_name_fallback"): (str, False, "there"),
+    # `send` refuses unless the current build has `approvals` approvals by reviewers (newsletters.review).
+    ("review", "required"): (bool, False, False),
+    ("review", "approvals"): (int, False, 1),
 }
 
 
@@ -74,6 +77,8 @@ class SiteConfig:
     consent_text: str = ""
     double_opt_in: bool = True
     personalization_first_name_fallback: str = "there"
+    review_required: bool = False
+    review_approvals: int = 1
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -123,6 +128,12 @@ def parse_config(data: dict, path: Path) -> SiteConfig:
             f"sender.address is not an e-mail address: {values['sender_address']!r}",
             where=str(path),
             hint='e.g. address = "news@example-clinic.co.uk" under [sender]',
+        )
+    if isinstance(values["review_approvals"], bool) or not 1 <= values["review_approvals"] <= 20:
+        raise ConfigError(
+            f"review.approvals must be a whole number from 1 to 20, not {values['review_approvals']!r}",
+            where=str(path),
+            hint="e.g. approvals = 2 under [review]",
         )
     values["website"] = website.rstrip("/")
     return SiteConfig(**values, raw=data)

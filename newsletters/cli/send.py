@@ -110,6 +110,8 @@ def _show_plan(console: Console, plan, issue: str) -> None:
         )
     if plan.checks is not None:
         console.print(f"Checks:     {plan.checks.summary()}")
+    if plan.review is not None:
+        console.print(f"Approved:   by {escape(plan.review.approved_by())}")
     if plan.content_changed:
         console.print(
             "[yellow]The issue changed since this run started: the subscribers still waiting get the new version.[/]"

@@ -45,6 +45,7 @@ class SendReport:
     issue_path: str = ""
     path: Path | None = None
     resume_hints: list[str] = field(default_factory=list)
+    review: dict | None = None  # who approved this content and when, when the site requires a review
 
     @property
     def summary(self) -> dict[str, int]:
@@ -72,6 +73,7 @@ class SendReport:
             "unknown_from_earlier_session": self.orphans,
             "error": self.error,
             "next_steps": self.resume_hints,
+            "review": self.review,
             "not_sent": self.not_sent,
         }
 
@@ -97,7 +99,8 @@ def resume_hints(totals: dict[str, int], status: str, issue_path: str) -> list[s
 
 
 def build_report(
-    ledger: Ledger, run: Run, stats: SessionStats, *, site=None, orphans: int = 0, skipped_now: int = 0
+    ledger: Ledger, run: Run, stats: SessionStats, *, site=None, orphans: int = 0, skipped_now: int = 0,
+    review=None,
 ) -> SendReport:
     totals = ledger.counts(run.id)
     session = {
@@ -131,6 +134,7 @@ def build_report(
         error=str(stats.error) if stats.error else None,
         stopped=stats.stopped,
         resume_hints=resume_hints(totals, run.status, run.issue_path),
+        review=review.to_json() if review is not None else None,
     )
 
 

@@ -27,6 +27,7 @@ from ..checks import run_checks as check_build
 from ..errors import DeliveryError
 from ..personalize import SAMPLE_RECIPIENT, MessageFactory, check_address
 from ..render import FIRST_NAME
+from ..review import require_approval
 from ..transport import open_transport, smtp_settings
 from .dkim import DKIMSigner
 from .ledger import ABORTED, DONE, INTERRUPTED, SENDABLE, UNKNOWN, Ledger, Run, hour_ago
@@ -110,6 +111,7 @@ class SendPlan:
     resend_unknown: bool = False
     limit: int | None = None
     signer: DKIMSigner | None = None  # loaded while preparing, so a bad key stops the send before the question
+    review: object | None = None  # newsletters.review.ReviewStatus when [review] required: who approved, when
     _lock: SendLock | None = field(default=None, repr=False)
 
     @property
@@ -212,7 +214,8 @@ class SendPlan:
             status = DONE
         self.ledger.finish_session(run.id, status)
         report = build_report(
-            self.ledger, self.ledger.get_run(run.id), stats, site=site, orphans=orphans, skipped_now=skipped
+            self.ledger, self.ledger.get_run(run.id), stats, site=site, orphans=orphans, skipped_now=skipped,
+            review=self.review,
         )
         report.path = write_report(site.reports_dir, report)
         return report
@@ -267,6 +270,7 @@ def prepare_send(
     if run_checks:
         checks = check_build(site, build)
         checks.raise_if_blocking(str(build.issue.path))
+    review = require_approval(site, build, content_digest(build.rendered))  # before any connection
     outbox = smtp_settings(site) is None
     settings = DeliverySettings.from_site(site, outbox=outbox)
     signer = DKIMSigner.from_site(site)  # a bad key stops us here, before anything is sent
@@ -306,6 +310,7 @@ def prepare_send(
             resend_unknown=resend_unknown,
             limit=limit,
             signer=signer,
+            review=review,
             _lock=lock,
         )
     except BaseException:

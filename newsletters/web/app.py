@@ -39,6 +39,7 @@ from recipients.tokens import (
 
 from ..errors import TokenError, TransportError
 from .confirmation import send_confirmation
+from .staff import staff_blueprint
 
 AGE_TEXT = "I confirm that I am 18 or over."
 HONEYPOT = "website"
@@ -249,6 +250,8 @@ def create_app(site, *, store: Store | None = None) -> Flask:
             200,
             [("Subscribe again", "/subscribe")],
         )
+
+    app.register_blueprint(staff_blueprint(site, store))  # /staff/: sign-in, review, approval
 
     @app.get("/issues/<slug>/")
     def issue(slug: str):

@@ -113,7 +113,7 @@
   if (!frames.length) allReady();
 
   function poll() {
-    fetch("/version", { cache: "no-store" })
+    fetch(versionUrl, { cache: "no-store" })
       .then(function (response) { return response.json(); })
       .then(function (data) {
         gone.hidden = true;
@@ -131,5 +131,6 @@
         window.setTimeout(poll, 2000);
       });
   }
-  window.setTimeout(poll, 500);
+  var versionUrl = document.body.dataset.versionUrl;  // absent on the staff pages: they do not watch files
+  if (versionUrl) window.setTimeout(poll, 500);
 })();
