@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Iterator
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -37,6 +39,7 @@ from .errors import ReviewError
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024  # argon2 would hash more, but nobody types it; a cap stops a costly request
 SESSION_IDLE = timedelta(hours=12)
+SEEN_EVERY = timedelta(minutes=1)
 # Sign-in throttling: failures in the last minute, per account and per client address.
 THROTTLE_WINDOW = timedelta(minutes=1)
 FAILURES_PER_ACCOUNT = 5
@@ -81,6 +84,16 @@ def check_password(password: str) -> None:
         )
     if len(password) > MAX_PASSWORD_LENGTH or "\n" in password or "\r" in password:
         raise ReviewError("the password must be one line of at most 1024 characters")
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction that takes SQLite's write lock at BEGIN: concurrent page loads then wait their turn
+    (busy_timeout) instead of failing to upgrade a read lock ("database is locked")."""
+    with engine.connect() as conn:
+        conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
 
 
 def account_key(email: str) -> str:
@@ -134,7 +147,7 @@ class StaffAccounts:
             raise ReviewError(f"the name {name!r} is empty or holds line breaks, links or codes")
         check_password(password)
         now = utcnow()
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             if conn.execute(sa.select(staff_accounts.c.id).where(staff_accounts.c.email == email)).first():
                 raise ReviewError(f"{email} already has a staff account",
                                   hint="use `newsletter staff reset-password` to change its password")
@@ -167,7 +180,7 @@ class StaffAccounts:
 
     def remove(self, email: str) -> StaffMember:
         member = self.get(email)
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(staff_sessions.delete().where(staff_sessions.c.staff_id == member.id))
             conn.execute(staff_accounts.delete().where(staff_accounts.c.id == member.id))
         return member
@@ -176,7 +189,7 @@ class StaffAccounts:
         """A new password; every session of the account ends (someone may have known the old one)."""
         member = self.get(email)
         check_password(password)
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(staff_accounts.update().where(staff_accounts.c.id == member.id).values(
                 password_hash=_hasher.hash(password), password_changed_at=utcnow(),
             ))
@@ -208,7 +221,7 @@ class StaffAccounts:
         except (VerificationError, InvalidHashError):
             ok = False
         now = utcnow()
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             if not (ok and row):
                 conn.execute(staff_sign_in_failures.insert().values(email=key, address=address[:64], at=now))
                 # Old failures are of no use to the throttle: keep the table small.
@@ -231,18 +244,20 @@ class StaffAccounts:
             return None
         now = utcnow()
         s = staff_sessions.c
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(staff_accounts, s.csrf_token, s.seen_at)
                 .join(staff_sessions, s.staff_id == staff_accounts.c.id)
                 .where(s.token_hash == _token_hash(token))
             ).first()
-            if row is None or row.seen_at < now - SESSION_IDLE:
-                return None
-            conn.execute(staff_sessions.update().where(s.token_hash == _token_hash(token)).values(seen_at=now))
+        if row is None or row.seen_at < now - SESSION_IDLE:
+            return None
+        if row.seen_at < now - SEEN_EVERY:  # one write a minute keeps the idle timer; not one per request
+            with write_transaction(self.engine) as conn:
+                conn.execute(staff_sessions.update().where(s.token_hash == _token_hash(token)).values(seen_at=now))
         return SignedIn(_member(row), row.csrf_token)
 
     def sign_out(self, token: str | None) -> None:
         if token:
-            with self.engine.begin() as conn:
+            with write_transaction(self.engine) as conn:
                 conn.execute(staff_sessions.delete().where(staff_sessions.c.token_hash == _token_hash(token)))

@@ -37,7 +37,7 @@ from foundation.tables import (
     utcnow,
 )
 
-from .accounts import StaffMember
+from .accounts import StaffMember, write_transaction
 from .errors import ReviewError
 
 MAX_COMMENT = 4000
@@ -152,7 +152,7 @@ class ReviewLog:
         comment = comment.strip()
         if len(comment) > MAX_COMMENT:
             raise ReviewError(f"the comment is longer than {MAX_COMMENT} characters")
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(review_events.insert().values(
                 issue_slug=issue_slug, content_digest=digest, staff_id=member.id, staff_email=member.email,
                 staff_name=member.name, staff_role=member.role, kind=kind, comment=comment, at=utcnow(),
