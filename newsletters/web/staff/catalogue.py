@@ -13,10 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipients import Store
-from recipients.handover import Handover
-
-from ...delivery.ledger import Ledger
+from ...delivery.ledger import Ledger, open_ledger
 from ...delivery.report import summarize
 from ...preview import PreviewBuilder, Snapshot, fingerprint, watched_paths
 from ...review import ReviewLog, ReviewStatus
@@ -49,9 +46,8 @@ class IssueRow:
 class IssueCatalogue:
     """Finds issue files by name and keeps one current snapshot of each."""
 
-    def __init__(self, site, store: Store, log: ReviewLog):
+    def __init__(self, site, log: ReviewLog):
         self.site = site
-        self.store = store
         self.log = log
         self._cache: dict[Path, tuple[tuple, Snapshot]] = {}
         self._lock = threading.Lock()
@@ -87,14 +83,16 @@ class IssueCatalogue:
         return self.log.status(snapshot.issue_slug, snapshot.digest, required=config.review_required,
                                needed=config.review_approvals)
 
-    def sent(self, issue_slug: str) -> dict | None:
-        ledger = Ledger(Handover(self.store))
+    @staticmethod
+    def sent(ledger: Ledger, issue_slug: str) -> dict | None:
+        """The latest send run of the issue with its counts (the delivery's own ledger), or None."""
         run = ledger.latest_run(issue_slug) if issue_slug else None
         return {"run": run.id, "status": run.status, **summarize(ledger.counts(run.id))} if run else None
 
-    def row(self, name: str) -> IssueRow:
-        snapshot = self.snapshot(self.site.issues_dir / f"{name}.toml")
-        return IssueRow(name, snapshot, self.review(snapshot), self.sent(snapshot.issue_slug))
-
     def rows(self) -> list[IssueRow]:
-        return [self.row(name) for name in self.names()]
+        rows = []
+        with open_ledger(self.site) as ledger:
+            for name in self.names():
+                snapshot = self.snapshot(self.site.issues_dir / f"{name}.toml")
+                rows.append(IssueRow(name, snapshot, self.review(snapshot), self.sent(ledger, snapshot.issue_slug)))
+        return rows

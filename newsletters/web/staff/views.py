@@ -40,7 +40,7 @@ def staff_blueprint(site, store: Store) -> Blueprint:
     bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder=str(TEMPLATES))
     accounts = StaffAccounts(store.engine)
     log = ReviewLog(store.engine)
-    catalogue = IssueCatalogue(site, store, log)
+    catalogue = IssueCatalogue(site, log)
     key = secret_key(site)
     secure = site.public_url.startswith("https://")
     issue_page = page_environment(TEMPLATES / "staff").get_template("issue_page.html")
