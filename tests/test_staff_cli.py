@@ -7,6 +7,7 @@ import socket
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from newsletters.config import Site
 from newsletters.errors import ConfigError
@@ -14,6 +15,8 @@ from newsletters.review import ReviewLog, StaffAccounts
 from newsletters.build import build_issue
 from newsletters.delivery.session import content_digest
 from newsletters.review import approval_digest
+from foundation.database import create_engine
+from foundation.migrate import alembic_config, current_revision, upgrade
 from foundation.tables import staff_accounts
 from tests.send_fixtures import ISSUE, SETTINGS, latest_report, newsletter, write_env
 from tests.staff_fixtures import EDITOR, REVIEWER, edit_article, make_review_site, newsletter_with_input
@@ -149,3 +152,19 @@ def test_review_approvals_must_be_a_sensible_number(site_dir):
     toml.write_text(toml.read_text().replace("approvals = 1", "approvals = 0"))
     with pytest.raises(ConfigError, match="review.approvals must be a whole number from 1 to 20"):
         Site.load(site_dir)
+
+
+def test_the_staff_revision_upgrades_an_existing_database_and_downgrades_cleanly(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        assert upgrade(engine, "0003_confirmation_per_sign_up") == "0003_confirmation_per_sign_up"
+        assert "staff_accounts" not in sa.inspect(engine).get_table_names()
+        assert upgrade(engine) == "0004_staff_review"
+        tables = set(sa.inspect(engine).get_table_names())
+        assert {"staff_accounts", "staff_sessions", "staff_sign_in_failures", "review_events"} <= tables
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0003_confirmation_per_sign_up")
+        assert current_revision(engine) == "0003_confirmation_per_sign_up"
+        assert not {"staff_accounts", "review_events"} & set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
