@@ -15,6 +15,8 @@ any WSGI server can too. Rules that shape it:
 * A forged, tampered or expired token gets a 400 page and changes nothing.
 * Pages are plain HTML with labels and the site's language, no JavaScript, and
   send no Referer (tokens are in the URL) and cannot be framed.
+* The staff pages (sign-in, review, approval) are a blueprint under ``/staff/``:
+  ``newsletters.web.staff``, closed to anyone not signed in.
 """
 
 from __future__ import annotations
