@@ -203,3 +203,65 @@ deliveries = sa.Table(
         "state IN ('queued', 'sending', 'sent', 'deferred', 'failed', 'bounced', 'skipped', 'unknown')", name="state"
     ),
 )
+
+
+# -- staff review: accounts, their sign-in sessions, and what they did to an issue -------
+# Staff are not subscribers: they sign in to the staff pages of `newsletter serve`
+# (``newsletters.review``). Reviewers approve; editors view, comment and test-send.
+REVIEWER, EDITOR = "reviewer", "editor"
+STAFF_ROLES = (REVIEWER, EDITOR)
+# Kinds of review event; only `approved` and `changes_requested` are decisions.
+APPROVED, CHANGES_REQUESTED, COMMENTED, TEST_SENT = "approved", "changes_requested", "commented", "test_sent"
+REVIEW_KINDS = (APPROVED, CHANGES_REQUESTED, COMMENTED, TEST_SENT)
+
+staff_accounts = sa.Table(
+    "staff_accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),  # argon2id, with its own salt and parameters
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("password_changed_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("role IN ('reviewer', 'editor')", name="role"),
+)
+
+# A signed-in browser: the cookie holds a random token, the table only its SHA-256.
+staff_sessions = sa.Table(
+    "staff_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("staff_id", sa.Integer, sa.ForeignKey("staff_accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+)
+
+# Failed sign-ins, counted per account (e-mail as typed) and per client address for throttling.
+staff_sign_in_failures = sa.Table(
+    "staff_sign_in_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False, index=True),
+    sa.Column("address", sa.String(64), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+)
+
+# Append-only: approvals, requests for changes, comments and test sends, each bound to the
+# digest of the build the person saw. The name and role are copied so history survives a removal.
+review_events = sa.Table(
+    "review_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("issue_slug", sa.String(100), nullable=False, index=True),
+    sa.Column("content_digest", sa.String(64), nullable=False),
+    sa.Column("staff_id", sa.Integer, nullable=False, index=True),
+    sa.Column("staff_email", sa.String(320), nullable=False),
+    sa.Column("staff_name", sa.String(100), nullable=False),
+    sa.Column("staff_role", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("kind IN ('approved', 'changes_requested', 'commented', 'test_sent')", name="kind"),
+)

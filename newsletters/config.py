@@ -53,6 +53,9 @@ SCHEMA: dict[tuple[str, str], tuple[type, bool, Any]] = {
     ("tracking", "utm_source"): (str, False, "newsletter"),
     ("tracking", "utm_medium"): (str, False, "email"),
     ("tracking", "utm_campaign"): (str, False, ""),  # empty: the slug
+    # `send` refuses unless the current build has `approvals` approvals by reviewers (newsletters.review).
+    ("review", "required"): (bool, False, False),
+    ("review", "approvals"): (int, False, 1),
 }
 
 
@@ -83,6 +86,8 @@ class SiteConfig:
     tracking_utm_source: str = "newsletter"
     tracking_utm_medium: str = "email"
     tracking_utm_campaign: str = ""
+    review_required: bool = False
+    review_approvals: int = 1
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -136,6 +141,12 @@ def parse_config(data: dict, path: Path) -> SiteConfig:
     for key in ("utm_source", "utm_medium"):
         if not values[f"tracking_{key}"].strip():
             raise ConfigError(f"tracking.{key} is empty", where=str(path), hint="remove the key for the default, or give it a value")
+    if isinstance(values["review_approvals"], bool) or not 1 <= values["review_approvals"] <= 20:
+        raise ConfigError(
+            f"review.approvals must be a whole number from 1 to 20, not {values['review_approvals']!r}",
+            where=str(path),
+            hint="e.g. approvals = 2 under [review]",
+        )
     values["website"] = website.rstrip("/")
     return SiteConfig(**values, raw=data)
 

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # Command families register themselves on `cli` when imported.
-from . import content, build, preview, recipients, send, check, bounces  # noqa: E402,F401
+from . import content, build, preview, recipients, send, check, bounces, staff  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -255,7 +255,7 @@ def migrate(ctx) -> None:
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @pass_ctx
 def serve(ctx, host: str, port: int) -> None:
-    """Serve the subscribe, confirm and unsubscribe pages and the issue archive.
+    """Serve the subscribe, confirm and unsubscribe pages, the issue archive and the staff review (/staff/).
 
     Put it behind a TLS reverse proxy at PUBLIC_URL. Example: newsletter serve --port 8080
     """

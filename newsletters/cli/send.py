@@ -129,6 +129,8 @@ def _show_plan(console: Console, plan, issue: str) -> None:
         console.print(f"Checks:     {plan.checks.summary()}{reused}")
         for finding in plan.checks.warnings:  # counted above: say which they are
             console.print(f"  warning {escape(finding.rule)} ({escape(finding.where)}): {escape(finding.text)}")
+    if plan.review is not None:
+        console.print(f"Approved:   by {escape(plan.review.approved_by())}")
     if plan.content_changed:
         console.print(
             "[yellow]The issue changed since this run started: the subscribers still waiting get the new version.[/]"

@@ -46,6 +46,7 @@ class SendReport:
     issue_path: str = ""
     path: Path | None = None
     resume_hints: list[str] = field(default_factory=list)
+    review: dict | None = None  # who approved this content and when, when the site requires a review
 
     @property
     def summary(self) -> dict[str, int]:
@@ -86,6 +87,7 @@ class SendReport:
             "unknown_from_earlier_session": self.orphans,
             "error": self.error,
             "next_steps": self.resume_hints,
+            "review": self.review,
             "not_sent": self.not_sent,
         }
 
@@ -114,6 +116,7 @@ def resume_hints(totals: dict[str, int], status: str, issue_path: str, not_sent_
 def build_report(
     ledger: Ledger, run: Run, stats: SessionStats, *, site=None, orphans: int = 0, skipped_now: int = 0,
     outstanding: dict[str, int] | None = None,
+    review=None,
 ) -> SendReport:
     outstanding = outstanding or {}
     not_sent_yet = outstanding.get(QUEUED, 0) + outstanding.get("not_queued", 0)
@@ -152,6 +155,7 @@ def build_report(
         error=str(stats.error) if stats.error else None,
         stopped=stats.stopped,
         resume_hints=resume_hints(totals, run.status, run.issue_path, not_sent_yet),
+        review=review.to_json() if review is not None else None,
     )
 
 

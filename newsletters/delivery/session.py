@@ -30,6 +30,7 @@ from ..errors import DeliveryError
 from ..link_settings import refuse_dead_links
 from ..personalize import SAMPLE_RECIPIENT, MessageFactory, check_address
 from ..render import FIRST_NAME
+from ..review import require_approval
 from ..transport import open_transport, smtp_settings
 from .backoff import SendBackoff
 from .dkim import DKIMSigner
@@ -78,6 +79,7 @@ class SendPlan:
     resend_unknown: bool = False
     limit: int | None = None
     signer: DKIMSigner | None = None  # loaded while preparing, so a bad key stops the send before the question
+    review: object | None = None  # newsletters.review.ReviewStatus when [review] required: who approved, when
     _lock: SendLock | AdvisorySendLock | None = field(default=None, repr=False)
 
     @property
@@ -184,7 +186,7 @@ class SendPlan:
             self.ledger.finish_session(run.id, status)
             report = build_report(
                 self.ledger, self.ledger.get_run(run.id), stats, site=self.site, orphans=orphans,
-                skipped_now=skipped, outstanding=outstanding,
+                skipped_now=skipped, outstanding=outstanding, review=self.review,
             )
         except sa.exc.SQLAlchemyError as exc:
             raise database_error(exc, self.site.database_url) or exc from None
@@ -263,6 +265,7 @@ def prepare_send(
     if run_checks:
         checks = check_build(site, build)
         checks.raise_if_blocking(str(build.issue.path))
+    review = require_approval(site, build, content_digest(build.rendered))  # before any connection
     outbox = smtp_settings(site) is None
     settings = DeliverySettings.from_site(site, outbox=outbox)
     signer = DKIMSigner.from_site(site)  # a bad key stops us here, before anything is sent
@@ -305,6 +308,7 @@ def prepare_send(
             resend_unknown=resend_unknown,
             limit=limit,
             signer=signer,
+            review=review,
             _lock=lock,
         )
     except BaseException:

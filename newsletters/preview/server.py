@@ -36,12 +36,16 @@ SETTLE_SECONDS = 0.05  # an editor that saves in several steps has finished when
 LONG_POLL_SECONDS = 25.0  # under the usual 30 s idle timeouts of browsers and proxies
 
 ASSETS_DIR = Path(__file__).with_name("assets")
+# The page runs only its own script; the e-mail in its frames runs none (and may be framed only here).
+PREVIEW_PAGE_CSP = "default-src 'self'; img-src * data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+EMAIL_CSP = "script-src 'none'; object-src 'none'; frame-ancestors 'self'"
 ASSET_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 
-def _page_environment() -> jinja2.Environment:
+def page_environment(*extra_dirs: Path) -> jinja2.Environment:
+    """The page's templates; ``extra_dirs`` come first, so a page may extend ``page.html`` (the staff pages do)."""
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(ASSETS_DIR),
+        loader=jinja2.FileSystemLoader([*extra_dirs, ASSETS_DIR]),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -52,6 +56,27 @@ def _page_environment() -> jinja2.Environment:
 def _json_for_script(data) -> str:
     """JSON that is safe inside a <script type="application/json"> element."""
     return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def page_context(snapshot: Snapshot, site_root: Path, *, base: str, live: bool) -> dict:
+    """What ``page.html`` needs: ``base`` prefixes its links, ``live`` says the server watches the files."""
+    try:
+        issue_label = os.path.relpath(snapshot.issue_path, site_root)
+    except ValueError:
+        issue_label = str(snapshot.issue_path)
+    return dict(
+        s=snapshot,
+        base=base,
+        live=live,
+        issue_label=issue_label,
+        site_root=str(site_root),
+        desktop_width=DESKTOP_WIDTH,
+        phone_width=PHONE_WIDTH,
+        header=dict((name.lower(), value) for name, value in snapshot.headers),
+        findings_json=_json_for_script([f.to_json() for f in snapshot.findings]),
+        open_findings=[f for f in snapshot.findings if not f.accepted_reason],
+        accepted_findings=[f for f in snapshot.findings if f.accepted_reason],
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -91,15 +116,10 @@ class _Handler(BaseHTTPRequestHandler):
         preview = self.server.preview
         snapshot = preview.snapshot
         path = urlsplit(self.path).path
-        email_policy = {
-            "Content-Security-Policy": "script-src 'none'; object-src 'none'; frame-ancestors 'self'",
-        }
+        email_policy = {"Content-Security-Policy": EMAIL_CSP}
         if path == "/":
             body = preview.render_page(snapshot).encode("utf-8")
-            self._send(HTTPStatus.OK, body, "text/html; charset=utf-8", {
-                "Content-Security-Policy": "default-src 'self'; img-src * data:; style-src 'self' 'unsafe-inline'; "
-                "frame-ancestors 'none'",
-            })
+            self._send(HTTPStatus.OK, body, "text/html; charset=utf-8", {"Content-Security-Policy": PREVIEW_PAGE_CSP})
         elif path == "/version":
             after = parse_qs(urlsplit(self.path).query).get("after", [""])[0]
             if after:
@@ -142,7 +162,7 @@ class PreviewServer:
         self.poll_interval = poll_interval
         server_class = type("PreviewHTTPServer", (_PreviewHTTPServer,), {"address_family": _address_family(host)})
         self.builder = PreviewBuilder(site_root, issue_path, checks=checks)
-        self._page = _page_environment().get_template("page.html")
+        self._page = page_environment().get_template("page.html")
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._published = threading.Condition(self._lock)  # notified when a new snapshot is published
@@ -212,22 +232,7 @@ class PreviewServer:
             self.rebuild()
 
     def render_page(self, snapshot: Snapshot) -> str:
-        try:
-            issue_label = os.path.relpath(snapshot.issue_path, self.site_root)
-        except ValueError:
-            issue_label = str(snapshot.issue_path)
-        headers = dict((name.lower(), value) for name, value in snapshot.headers)
-        return self._page.render(
-            s=snapshot,
-            issue_label=issue_label,
-            site_root=str(self.site_root),
-            desktop_width=DESKTOP_WIDTH,
-            phone_width=PHONE_WIDTH,
-            header=headers,
-            findings_json=_json_for_script([f.to_json() for f in snapshot.findings]),
-            open_findings=[f for f in snapshot.findings if not f.accepted_reason],
-            accepted_findings=[f for f in snapshot.findings if f.accepted_reason],
-        )
+        return self._page.render(**page_context(snapshot, self.site_root, base="/", live=True))
 
     def wait(self) -> None:
         while not self._stop.wait(0.5):

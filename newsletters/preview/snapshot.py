@@ -22,9 +22,11 @@ from pathlib import Path
 from ..build import build_issue
 from ..checks import run_checks
 from ..config import Site
+from ..delivery.session import content_digest
 from ..errors import NewsletterError
 from ..personalize import SAMPLE_RECIPIENT
 from ..render import FIRST_NAME
+from ..review import approval_digest
 from .markers import mark_finding_lines
 
 # Titles staff read above an error; the class says which file to look at.
@@ -134,6 +136,8 @@ class Snapshot:
     checks_ran: bool = False
     checks_note: str = ""
     watched: int = 0
+    digest: str = ""  # what an approval of this build is bound to (newsletters.review.approval_digest)
+    issue_slug: str = ""
 
     @property
     def ok(self) -> bool:
@@ -199,6 +203,7 @@ class PreviewBuilder:
             site = Site.load(self.site_root)
             with tempfile.TemporaryDirectory(prefix="newsletter-preview-") as out_dir:
                 result = build_issue(site, self.issue_path, out_dir=Path(out_dir))
+                digest = approval_digest(site, result.issue.path, content_digest(result.rendered))
                 eml = Path(result.paths["sample.eml"]).read_bytes()
                 web_html = Path(result.paths["web.html"]).read_text(encoding="utf-8")
                 # The checks run while the built files still exist, in case a rule reads them.
@@ -227,6 +232,8 @@ class PreviewBuilder:
                 findings=findings,
                 checks_ran=checks_ran,
                 checks_note=checks_note,
+                digest=digest,
+                issue_slug=result.issue.slug,
             )
         except Exception as exc:  # every failure becomes a page, so the server keeps serving
             return Snapshot(

@@ -15,6 +15,8 @@ any WSGI server can too. Rules that shape it:
 * A forged, tampered or expired token gets a 400 page and changes nothing.
 * Pages are plain HTML with labels and the site's language, no JavaScript, and
   send no Referer (tokens are in the URL) and cannot be framed.
+* The staff pages (sign-in, review, approval) are a blueprint under ``/staff/``:
+  ``newsletters.web.staff``, closed to anyone not signed in.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from recipients.tokens import (
 
 from ..errors import TokenError, TransportError
 from .confirmation import send_confirmation
+from .staff import staff_blueprint
 
 AGE_TEXT = "I confirm that I am 18 or over."
 HONEYPOT = "website"
@@ -249,6 +252,8 @@ def create_app(site, *, store: Store | None = None) -> Flask:
             200,
             [("Subscribe again", "/subscribe")],
         )
+
+    app.register_blueprint(staff_blueprint(site, store))  # /staff/: sign-in, review, approval
 
     @app.get("/issues/<slug>/")
     def issue(slug: str):

@@ -115,7 +115,7 @@
   // The server holds this request until a newer build exists (or 25 s pass), so a save
   // shows as soon as it is built; an answer with the same version just asks again.
   function poll() {
-    fetch("/version?after=" + encodeURIComponent(version), { cache: "no-store" })
+    fetch(versionUrl + "?after=" + encodeURIComponent(version), { cache: "no-store" })
       .then(function (response) { return response.json(); })
       .then(function (data) {
         gone.hidden = true;
@@ -133,5 +133,6 @@
         window.setTimeout(poll, 2000);
       });
   }
-  window.setTimeout(poll, 0);
+  var versionUrl = document.body.dataset.versionUrl;  // absent on the staff pages: they do not watch files
+  if (versionUrl) window.setTimeout(poll, 0);
 })();
