@@ -53,6 +53,10 @@ SCHEMA: dict[tuple[str, str], tuple[type, bool, Any]] = {
     ("tracking", "utm_source"): (str, False, "newsletter"),
     ("tracking", "utm_medium"): (str, False, "email"),
     ("tracking", "utm_campaign"): (str, False, ""),  # empty: the issue's slug
+    # Bounces that arrive after a send (newsletters/bounces/apply.py): a soft bounce takes someone off the
+    # list once `soft_limit` of their last `soft_issues` sends (runs) came back soft.
+    ("bounces", "soft_limit"): (int, False, 3),
+    ("bounces", "soft_issues"): (int, False, 3),
 }
 
 
@@ -83,6 +87,8 @@ class SiteConfig:
     tracking_utm_source: str = "newsletter"
     tracking_utm_medium: str = "email"
     tracking_utm_campaign: str = ""
+    bounces_soft_limit: int = 3
+    bounces_soft_issues: int = 3
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -104,8 +110,8 @@ def parse_config(data: dict, path: Path) -> SiteConfig:
             raise ConfigError(f"[{section}] must be a table", where=str(path))
         if key in table:
             value = table[key]
-            example = "true" if typ is bool else '"..."'
-            if not isinstance(value, typ):
+            example = {bool: "true", int: "3"}.get(typ, '"..."')
+            if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
                 raise ConfigError(
                     f"{section}.{key} must be a {typ.__name__}, not {type(value).__name__}",
                     where=str(path),
@@ -136,6 +142,13 @@ def parse_config(data: dict, path: Path) -> SiteConfig:
     for key in ("utm_source", "utm_medium"):
         if not values[f"tracking_{key}"].strip():
             raise ConfigError(f"tracking.{key} is empty", where=str(path), hint="remove the key for the default, or give it a value")
+    limit, issues = values["bounces_soft_limit"], values["bounces_soft_issues"]
+    if not 1 <= limit <= issues <= 100:
+        raise ConfigError(
+            f"bounces.soft_limit ({limit}) must be at least 1 and at most bounces.soft_issues ({issues}, at most 100)",
+            where=str(path),
+            hint="e.g. soft_limit = 3 and soft_issues = 3 under [bounces]",
+        )
     values["website"] = website.rstrip("/")
     return SiteConfig(**values, raw=data)
 
