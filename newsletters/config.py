@@ -113,7 +113,7 @@ def parse_config(data: dict, path: Path) -> SiteConfig:
             example = {bool: "true", int: "3"}.get(typ, '"..."')
             if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
                 raise ConfigError(
-                    f"{section}.{key} must be a {typ.__name__}, not {type(value).__name__}",
+                    f"{section}.{key} must be {'an' if typ is int else 'a'} {typ.__name__}, not {type(value).__name__}",
                     where=str(path),
                     hint=f"e.g. {key} = {example}",
                 )
