@@ -97,6 +97,12 @@ class BounceApplier:
 
     def _claim(self, evidence: Evidence) -> int | None:
         """The row of this evidence, new or left half-applied by a crash; None when it was applied before."""
+        try:
+            return self._insert_or_resume(evidence)
+        except sa.exc.IntegrityError:  # another process (serve, a cron fetch) inserted it a moment ago
+            return None
+
+    def _insert_or_resume(self, evidence: Evidence) -> int | None:
         run_id, subscriber_id = evidence.match or (None, None)
         with self.engine.begin() as conn:
             row = conn.execute(
