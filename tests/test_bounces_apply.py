@@ -117,6 +117,15 @@ def test_a_malformed_bounce_address_stops_the_send_before_anything_leaves(site_d
     assert "BOUNCE_ADDRESS" in result.output and inbox.messages == []
 
 
+def test_the_plan_names_the_return_path(verp_site):
+    site_dir, inbox, _readers = verp_site
+
+    output = run(site_dir, "send", ISSUE, "--yes").output
+
+    assert "Bounces:    to bounces+TOKEN@larkfield-clinic.example.com" in output
+    assert len(inbox.messages) == 6
+
+
 def test_processed_bounces_take_people_off_and_the_next_send_skips_them(verp_site, tmp_path):
     site_dir, inbox, readers = verp_site
     gone_hard, complainer, full_mailbox, away, forged_target, untouched = readers

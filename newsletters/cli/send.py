@@ -119,6 +119,9 @@ def _show_plan(console: Console, plan, issue: str) -> None:
     seconds = plan.settings.duration(plan.to_send)
     if seconds and seconds >= 60:
         console.print(f"Duration:   about {_duration(seconds)} at these limits (Ctrl-C stops; run again to resume)")
+    if plan.bounce_address:
+        local, _, domain = plan.bounce_address.rpartition("@")
+        console.print(f"Bounces:    to {escape(local)}+TOKEN@{escape(domain)}, one signed return path per message")
     if plan.outbox:
         console.print(
             "[yellow]No SMTP_HOST is set: messages go to the maildir outbox in the site folder; "
