@@ -265,3 +265,28 @@ review_events = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.CheckConstraint("kind IN ('approved', 'changes_requested', 'commented', 'test_sent')", name="kind"),
 )
+
+# -- bounces and complaints received after a send ------------------------------------
+# What applying one received report did (``newsletters.bounces.apply``); NULL while it is being applied.
+BOUNCE_ACTIONS = ("bounced", "complained", "counted", "already", "ignored", "unmatched")
+
+# One row per piece of evidence (a returned message, a relay's event), matched or not. No address is
+# stored: a matched row points at its subscriber (whose address ``forget`` blanks); an unmatched one at nobody.
+bounce_events = sa.Table(
+    "bounce_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # "sha256:<digest of the raw message>" or "<relay>:<relay's event id>": the same evidence is applied once.
+    sa.Column("evidence", sa.String(300), nullable=False, unique=True),
+    sa.Column("source", sa.String(16), nullable=False),  # file, mailbox, ses, postmark, mailgun, sendgrid
+    sa.Column("kind", sa.String(16), nullable=False),  # hard, soft, complaint, auto-reply, not-a-bounce
+    sa.Column("status", sa.String(16), nullable=False, server_default=""),  # RFC 3463 code
+    sa.Column("reason", sa.String(32), nullable=False, server_default=""),
+    sa.Column("summary", sa.String(500), nullable=False, server_default=""),  # file name / relay id, format
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("send_runs.id"), nullable=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=True),
+    sa.Column("action", sa.String(16), nullable=True),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Index("ix_bounce_events_subscriber_id_kind", "subscriber_id", "kind"),
+    sa.Index("ix_bounce_events_run_id", "run_id"),
+)

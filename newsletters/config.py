@@ -56,6 +56,10 @@ SCHEMA: dict[tuple[str, str], tuple[type, bool, Any]] = {
     # `send` refuses unless the current build has `approvals` approvals by reviewers (newsletters.review).
     ("review", "required"): (bool, False, False),
     ("review", "approvals"): (int, False, 1),
+    # Bounces that arrive after a send (newsletters/bounces/apply.py): a soft bounce takes someone off the
+    # list once `soft_limit` of their last `soft_issues` sends (runs) came back soft.
+    ("bounces", "soft_limit"): (int, False, 3),
+    ("bounces", "soft_issues"): (int, False, 3),
 }
 
 
@@ -88,6 +92,8 @@ class SiteConfig:
     tracking_utm_campaign: str = ""
     review_required: bool = False
     review_approvals: int = 1
+    bounces_soft_limit: int = 3
+    bounces_soft_issues: int = 3
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -109,10 +115,10 @@ def parse_config(data: dict, path: Path) -> SiteConfig:
             raise ConfigError(f"[{section}] must be a table", where=str(path))
         if key in table:
             value = table[key]
-            example = "true" if typ is bool else '"..."'
-            if not isinstance(value, typ):
+            example = {bool: "true", int: "3"}.get(typ, '"..."')
+            if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
                 raise ConfigError(
-                    f"{section}.{key} must be a {typ.__name__}, not {type(value).__name__}",
+                    f"{section}.{key} must be {'an' if typ is int else 'a'} {typ.__name__}, not {type(value).__name__}",
                     where=str(path),
                     hint=f"e.g. {key} = {example}",
                 )
@@ -146,6 +152,13 @@ def parse_config(data: dict, path: Path) -> SiteConfig:
             f"review.approvals must be a whole number from 1 to 20, not {values['review_approvals']!r}",
             where=str(path),
             hint="e.g. approvals = 2 under [review]",
+        )
+    limit, issues = values["bounces_soft_limit"], values["bounces_soft_issues"]
+    if not 1 <= limit <= issues <= 100:
+        raise ConfigError(
+            f"bounces.soft_limit ({limit}) must be at least 1 and at most bounces.soft_issues ({issues}, at most 100)",
+            where=str(path),
+            hint="e.g. soft_limit = 3 and soft_issues = 3 under [bounces]",
         )
     values["website"] = website.rstrip("/")
     return SiteConfig(**values, raw=data)

@@ -73,7 +73,12 @@ DKIM_PRIVATE_KEY_FILE=
 DKIM_SELECTOR=
 DKIM_DOMAIN=
 
+# Return path: each message's envelope sender becomes bounces+TOKEN@domain (signed), so every bounce names
+# its message. The mailbox must accept bounces+anything@domain (plus-addressing).
+# BOUNCE_ADDRESS=bounces@example.com
+
 # Bounce mailbox: where bounces of your messages arrive (IMAP or POP3; TLS is always verified).
+# `newsletter bounces fetch` applies them (from cron); `newsletter bounces process FILE...` applies saved ones.
 # BOUNCE_IMAP_HOST=imap.example.com
 # BOUNCE_IMAP_PORT=993          # 993 for ssl, 143 for starttls
 # BOUNCE_IMAP_TLS=ssl           # ssl or starttls

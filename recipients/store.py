@@ -439,6 +439,31 @@ class Store:
         """A spam complaint (feedback loop): the strongest "stop", whatever the status was."""
         return self._record_problem(subscriber_id, EV_COMPLAINED, COMPLAINED, (ACTIVE, PENDING, BOUNCED, UNSUBSCRIBED), detail)
 
+    def reinstate(self, email: str, reason: str) -> Subscriber:
+        """Undo a bounce or complaint that was wrong: an operator's ``subscribed`` event, method ``admin``.
+
+        Eligibility stays the one rule of ``eligible_query`` (a ``subscribed``
+        event with no stop event after it): the operator records, with their
+        reason, that the person's consent stands, as they would when adding
+        someone by hand. Only a bounce or complaint can be undone this way; a
+        person who unsubscribed or was forgotten can only come back themselves.
+        """
+        reason = (reason or "").strip()
+        if not reason:
+            raise RecipientError("a reinstatement needs a reason", hint='add --reason "why the bounce was wrong"')
+        address = self.normalize(email)
+        with self.transaction() as tx:
+            row = tx.by_hash(self.hash(address))
+            if row is None:
+                raise RecipientError("no subscriber with this address", where=address)
+            if row.status not in (BOUNCED, COMPLAINED):
+                raise RecipientError(
+                    f"only a bounced or complained subscriber can be reinstated (status {row.status})", where=address
+                )
+            tx.set_status(row.id, ACTIVE)
+            tx.event(row.id, EV_SUBSCRIBED, method="admin", source=f"reinstated after {row.status}", detail=reason)
+        return self.get(address)
+
     def _record_problem(self, subscriber_id, event, status, replaces, detail) -> bool:
         with self.transaction() as tx:
             row = tx.by_id(subscriber_id)

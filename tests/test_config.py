@@ -44,3 +44,16 @@ def test_bad_number_setting(site_dir, monkeypatch):
     monkeypatch.setenv("SMTP_CONNECTIONS", "two")
     with pytest.raises(ConfigError, match="SMTP_CONNECTIONS must be a whole number"):
         Site.load(site_dir).int_setting("SMTP_CONNECTIONS", 1)
+
+
+def test_bounce_policy_defaults_and_its_limits(site_dir):
+    path = site_dir / "newsletter.toml"
+    config = Site.load(site_dir).config
+    assert (config.bounces_soft_limit, config.bounces_soft_issues) == (3, 3)
+
+    path.write_text(path.read_text() + "\n[bounces]\nsoft_limit = 4\nsoft_issues = 3\n")
+    with pytest.raises(ConfigError, match=r"bounces.soft_limit \(4\) must be at least 1 and at most bounces.soft_issues"):
+        Site.load(site_dir)
+    path.write_text(path.read_text().replace("soft_limit = 4", "soft_limit = true"))
+    with pytest.raises(ConfigError, match="bounces.soft_limit must be an int, not bool"):
+        Site.load(site_dir)

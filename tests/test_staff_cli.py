@@ -159,7 +159,7 @@ def test_the_staff_revision_upgrades_an_existing_database_and_downgrades_cleanly
     try:
         assert upgrade(engine, "0004_send_run_incomplete") == "0004_send_run_incomplete"
         assert "staff_accounts" not in sa.inspect(engine).get_table_names()
-        assert upgrade(engine) == "0005_staff_review"
+        assert upgrade(engine, "0005_staff_review") == "0005_staff_review"
         tables = set(sa.inspect(engine).get_table_names())
         assert {"staff_accounts", "staff_sessions", "staff_sign_in_failures", "review_events"} <= tables
         with engine.begin() as conn:

@@ -29,6 +29,11 @@ def webhooks_blueprint(settings: WebhookSettings, on_events: Callable[[list[Boun
     """A blueprint with one POST route per relay, verifying with ``settings``."""
     blueprint = Blueprint("bounce_webhooks", __name__)
 
+    @blueprint.before_request
+    def allow_relay_sized_posts():
+        """A relay's batch may be larger than the site's own forms allow (the app's MAX_CONTENT_LENGTH)."""
+        request.max_content_length = MAX_BODY + 1
+
     @blueprint.post(f"/webhooks/<any({', '.join(RELAYS)}):relay>")
     def receive(relay: str):
         body = request.stream.read(MAX_BODY + 1)

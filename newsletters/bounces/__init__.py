@@ -4,7 +4,10 @@
 ``Reading`` (kind, recipients, status, reason and what identifies the message
 we sent); it changes nothing and trusts nothing. ``verp`` makes and checks the
 signed per-recipient return path; ``match`` ties a reading to a send run and
-a subscriber through the delivery ledger.
+a subscriber through the delivery ledger. ``apply`` is the policy that changes
+the list (once per piece of evidence, only when matched), ``process`` feeds it
+files, the bounce mailbox and relay events alike, and ``tally`` counts what
+came back per run.
 """
 
 from .reader import read_message

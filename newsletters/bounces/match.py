@@ -76,6 +76,21 @@ class DeliveryIndex:
             state = conn.scalar(query)
         return state is not None and state not in NEVER_HANDED_OVER
 
+    def latest_handed_over(self, subscriber_id: int, since) -> int | None:
+        """The latest run that handed this subscriber a message at or after ``since``, if any."""
+        query = (
+            sa.select(deliveries.c.run_id)
+            .where(
+                deliveries.c.subscriber_id == subscriber_id,
+                deliveries.c.state.not_in(NEVER_HANDED_OVER),
+                deliveries.c.handed_at >= since,
+            )
+            .order_by(deliveries.c.run_id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.scalar(query)
+
 
 def _by_verp(reading: Reading, index: DeliveryIndex) -> tuple[int, int] | None:
     if not reading.ids.verp_token or not index.secret:
@@ -96,6 +111,11 @@ def _by_message_id(reading: Reading, index: DeliveryIndex) -> tuple[int, int] | 
         if subscriber_id is not None:
             return run.id, subscriber_id
     return None
+
+
+def is_ours(message_id: str) -> bool:
+    """Whether a Message-ID has the shape our sender gives (``<slug.run.digest@domain>``)."""
+    return bool(OUR_MESSAGE_ID_RE.match(message_id or ""))
 
 
 def match_reading(reading: Reading, database: DeliveryIndex | sa.Engine, secret: str = "") -> tuple[int, int] | None:

@@ -163,6 +163,22 @@ def show(ctx, email: str) -> None:
 
 @recipients.command()
 @click.argument("email")
+@click.option("--reason", required=True, help="Why the bounce or complaint was wrong; kept in the consent ledger.")
+@pass_ctx
+def reinstate(ctx, email: str, reason: str) -> None:
+    """Undo a bounce or complaint that was wrong: the person is active again, by your word.
+
+    Records a `subscribed` event (method admin, with your reason) in their consent ledger; the bounce stays
+    there too. Only for bounced or complained subscribers. Example:
+    newsletter recipients reinstate jane@example.com --reason "mailbox was full only during her move"
+    """
+    with _store(ctx) as store:
+        subscriber = store.reinstate(email, reason)
+    click.echo(f"reinstated {subscriber.email}: active again (see `newsletter recipients show {subscriber.email}`)")
+
+
+@recipients.command()
+@click.argument("email")
 @click.option(
     "--channel", type=click.Choice(("admin", "reply")), default="admin", show_default=True,
     help="How they asked: 'reply' when they answered a newsletter asking to stop.",

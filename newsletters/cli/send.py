@@ -119,6 +119,9 @@ def _show_plan(console: Console, plan, issue: str) -> None:
     seconds = plan.settings.duration(plan.to_send)
     if seconds and seconds >= 60:
         console.print(f"Duration:   about {_duration(seconds)} at these limits (Ctrl-C stops; run again to resume)")
+    if plan.bounce_address:
+        local, _, domain = plan.bounce_address.rpartition("@")
+        console.print(f"Bounces:    to {escape(local)}+TOKEN@{escape(domain)}, one signed return path per message")
     if plan.outbox:
         console.print(
             "[yellow]No SMTP_HOST is set: messages go to the maildir outbox in the site folder; "
@@ -211,6 +214,13 @@ def _show_report(console: Console, report, issue: str) -> None:
     shown = [row for row in report.not_sent if row["state"] != "queued"][:SHOW_NOT_SENT]
     for row in shown:
         console.print(f"  {row['state']:9} {escape(row['email'] or '(erased)')}: {escape(row['reply'])}")
+    figures = report.bounces
+    if any(figures.get(kind) for kind in ("hard", "soft", "complaint")):
+        console.print(
+            "Reported later: " + ", ".join(f"{_count_and_rate(figures, k)} {k}" for k in ("hard", "soft", "complaint"))
+        )
+    for warning in figures.get("warnings", []):
+        console.print(f"[yellow]{escape(warning)}[/]")
     if report.path:
         console.print(f"Report: {report.path}")
     if report.stopped:
@@ -228,7 +238,8 @@ def _show_report(console: Console, report, issue: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @pass_ctx
 def sends(ctx: Context, as_json: bool) -> None:
-    """List send runs with their counts (sent, deferred, failed, skipped, unknown)."""
+    """List send runs with their counts (sent, deferred, failed, skipped, unknown) and the hard bounces, soft
+    bounces and complaints reported later, with their rates and a warning when a rate is too high."""
     site = ctx.site
     with open_ledger(site) as ledger:
         runs = list_runs(ledger, site.reports_dir)
@@ -240,7 +251,9 @@ def sends(ctx: Context, as_json: bool) -> None:
         console.print("No sends yet.")
         return
     table = Table()
-    for column in ("run", "issue", "started", "status", "sent", "deferred", "failed", "skipped", "unknown", "not yet"):
+    columns = ("run", "issue", "started", "status", "sent", "deferred", "failed", "skipped", "unknown", "not yet",
+               "hard", "soft", "complaints")
+    for column in columns:
         table.add_column(column, justify="right" if column not in ("issue", "status", "started") else "left")
     for r in runs:
         s = r.summary
@@ -251,5 +264,15 @@ def sends(ctx: Context, as_json: bool) -> None:
             r.run.status,
             *(str(s[k]) for k in ("sent", "deferred", "failed", "skipped", "unknown")),
             str(r.queued),
+            *(_count_and_rate(r.bounces, kind) for kind in ("hard", "soft", "complaint")),
         )
     console.print(table)
+    for r in runs:
+        for warning in r.bounces.get("warnings", []):
+            console.print(f"[yellow]run #{r.run.id}: {escape(warning)}[/]")
+
+
+def _count_and_rate(figures: dict, kind: str) -> str:
+    """"3 (0.25%)": reports of this kind that came back later, and their share of the messages accepted."""
+    count = figures.get(kind, 0)
+    return f"{count} ({figures.get(kind + '_rate', 0.0):.2%})" if count else "0"

@@ -94,7 +94,7 @@ class DeliveryPipe:
         run_id: int,
         batches: Iterator[list],
         compose: Callable[[object], bytes],
-        sender: str,
+        sender: str | Callable[[object], str],
         transport_factory: Callable[[], Transport],
         connections: int = 1,
         limiter: RateLimiter | None = None,
@@ -322,7 +322,8 @@ class DeliveryPipe:
             if not is_canonical(message):
                 self.canonical = False
         try:
-            reply = transport.send(self.sender, [recipient.email], message, canonical=self.canonical)
+            sender = self.sender(recipient) if callable(self.sender) else self.sender  # per recipient: VERP
+            reply = transport.send(sender, [recipient.email], message, canonical=self.canonical)
         except Exception as exc:
             self._failed(exc, work, conn, pending, flush, probe)
             return

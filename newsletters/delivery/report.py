@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from ..bounces.tally import bounce_figures, run_bounce_counts
 from ..build import write_atomically
 from .ledger import BOUNCED, DEFERRED, FAILED, QUEUED, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Run
 from .pipe import SessionStats
@@ -47,6 +48,7 @@ class SendReport:
     path: Path | None = None
     resume_hints: list[str] = field(default_factory=list)
     review: dict | None = None  # who approved this content and when, when the site requires a review
+    bounces: dict = field(default_factory=dict)  # hard, soft, complaint reported later, rates, warnings (tally)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -80,6 +82,7 @@ class SendReport:
                 "queued": self.totals.get(QUEUED, 0),
                 "total": sum(self.totals.values()),
             },
+            "bounces": self.bounces,
             "not_sent_yet": self.not_sent_yet,
             "left": self.left,
             "outstanding": self.outstanding,
@@ -121,6 +124,8 @@ def build_report(
     outstanding = outstanding or {}
     not_sent_yet = outstanding.get(QUEUED, 0) + outstanding.get("not_queued", 0)
     totals = ledger.counts(run.id)
+    with ledger.handover.engine.connect() as conn:
+        bounces = bounce_figures(run_bounce_counts(conn, [run.id]).get(run.id), totals.get(SENT, 0))
     session = {
         "sent": stats.counts.get(SENT, 0),
         "deferred": stats.counts.get("deferred", 0),
@@ -156,6 +161,7 @@ def build_report(
         stopped=stats.stopped,
         resume_hints=resume_hints(totals, run.status, run.issue_path, not_sent_yet),
         review=review.to_json() if review is not None else None,
+        bounces=bounces,
     )
 
 
@@ -177,6 +183,7 @@ class RunSummary:
     summary: dict[str, int]
     queued: int  # eligible, not sent yet: queued rows, plus (latest run of an issue) those not queued yet
     report: Path
+    bounces: dict = field(default_factory=dict)  # bounce_figures: hard, soft, complaint, their rates, warnings
 
     def to_json(self) -> dict:
         """One row of ``newsletter sends --json``: flat, so scripts need no nested lookups."""
@@ -189,6 +196,8 @@ class RunSummary:
             "updated_at": self.run.updated_at.isoformat(),
             **self.summary,
             "queued": self.queued,
+            **{k: v for k, v in self.bounces.items() if k != "warnings"},
+            "warnings": self.bounces.get("warnings", []),
             "report": str(self.report),
         }
 
@@ -202,6 +211,8 @@ def list_runs(ledger: Ledger, reports_dir: Path) -> list[RunSummary]:
     runs = ledger.runs()
     latest = {run.issue_slug: run.id for run in runs}
     eligible = ledger.handover.eligible_ids()
+    with ledger.handover.engine.connect() as conn:
+        bounced = run_bounce_counts(conn)
     out = []
     for run in runs:
         counts = ledger.counts(run.id)
@@ -210,5 +221,7 @@ def list_runs(ledger: Ledger, reports_dir: Path) -> list[RunSummary]:
             waiting = outstanding.get(QUEUED, 0) + outstanding.get("not_queued", 0)
         else:
             waiting = counts.get(QUEUED, 0)
-        out.append(RunSummary(run, summarize(counts), waiting, report_path(reports_dir, run)))
+        summary = summarize(counts)
+        figures = bounce_figures(bounced.get(run.id), summary["sent"])
+        out.append(RunSummary(run, summary, waiting, report_path(reports_dir, run), figures))
     return out

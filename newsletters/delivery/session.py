@@ -24,6 +24,7 @@ from recipients import open_store
 from recipients.handover import Handover
 from recipients.tokens import unsubscribe_url_maker
 
+from ..bounces.verp import make_return_path
 from ..build import build_issue
 from ..checks import run_checks as check_build
 from ..errors import DeliveryError
@@ -80,6 +81,7 @@ class SendPlan:
     limit: int | None = None
     signer: DKIMSigner | None = None  # loaded while preparing, so a bad key stops the send before the question
     review: object | None = None  # newsletters.review.ReviewStatus when [review] required: who approved, when
+    bounce_address: str = ""  # BOUNCE_ADDRESS: each message's envelope sender becomes its signed VERP return path
     _lock: SendLock | AdvisorySendLock | None = field(default=None, repr=False)
 
     @property
@@ -143,6 +145,10 @@ class SendPlan:
             )
             return signer.sign(message) if signer else message
 
+        def return_path(recipient) -> str:
+            """The envelope sender: bounces+TOKEN@domain with BOUNCE_ADDRESS, so a bounce names run and subscriber."""
+            return make_return_path(self.bounce_address, run.id, recipient.id, site.setting("SECRET_KEY") or "")
+
         def bounce(subscriber_id: int, detail: str) -> None:
             self.handover.record_bounce(subscriber_id, f"issue {issue.slug} (send run {run.id}): {detail}")
 
@@ -160,7 +166,7 @@ class SendPlan:
             run_id=run.id,
             batches=self.handover.batches(batch),
             compose=compose,
-            sender=site.config.sender_address,
+            sender=return_path if self.bounce_address else site.config.sender_address,
             transport_factory=transport_factory or (lambda: open_transport(site)),
             connections=s.connections,
             limiter=limiter,
@@ -269,6 +275,9 @@ def prepare_send(
     outbox = smtp_settings(site) is None
     settings = DeliverySettings.from_site(site, outbox=outbox)
     signer = DKIMSigner.from_site(site)  # a bad key stops us here, before anything is sent
+    bounce_address = (site.setting("BOUNCE_ADDRESS") or "").strip()
+    if bounce_address:  # a malformed address or a missing SECRET_KEY stops us here too
+        make_return_path(bounce_address, 1, 1, site.setting("SECRET_KEY") or "")
     transport = open_transport(site)
     description = transport.description
     try:  # a wrong host, port, certificate or password shows now, before the question
@@ -309,6 +318,7 @@ def prepare_send(
             limit=limit,
             signer=signer,
             review=review,
+            bounce_address=bounce_address,
             _lock=lock,
         )
     except BaseException:

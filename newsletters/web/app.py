@@ -39,6 +39,9 @@ from recipients.tokens import (
     secret_key,
 )
 
+from ..bounce_intake.settings import WebhookSettings
+from ..bounce_intake.web import webhooks_blueprint
+from ..bounces.process import BounceProcessor
 from ..errors import TokenError, TransportError
 from .confirmation import send_confirmation
 from .staff import staff_blueprint
@@ -78,6 +81,13 @@ def create_app(site, *, store: Store | None = None) -> Flask:
     if proxies:  # behind a reverse proxy, the client's address is in X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     consent_text = site.config.consent_text
+
+    def apply_relay_events(events) -> None:
+        """A verified relay post: matched and applied as ``newsletter bounces process`` applies a file."""
+        BounceProcessor(site, store).relay_events(events)
+
+    # Every relay's route is there; one without its secret in .env refuses every post (``not_configured``).
+    app.register_blueprint(webhooks_blueprint(WebhookSettings.from_site(site), apply_relay_events))
     form_url = f"{site.public_url}/subscribe"
 
     @app.context_processor
