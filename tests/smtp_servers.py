@@ -20,7 +20,7 @@ import socketserver
 import ssl
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +82,8 @@ class Inbox:
         self.data_attempts: Counter = Counter()
         self.stalled = 0
         self.connections = 0
+        # When (time.monotonic(), in the test's process) each address's messages were accepted.
+        self.accepted_at: dict[str, list[float]] = defaultdict(list)
 
     # What a test asks: who got how many copies.
     def copies(self) -> Counter:
@@ -90,6 +92,12 @@ class Inbox:
     def message_for(self, address: str) -> bytes:
         (content,) = [m.content for m in self.messages if address in m.rcpt_tos]
         return content
+
+    def _keep(self, received: Received) -> None:
+        self.messages.append(received)
+        now = time.monotonic()
+        for address in received.rcpt_tos:
+            self.accepted_at[address].append(now)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -130,14 +138,61 @@ class Inbox:
         if self.stall_after is not None and len(self.messages) >= self.stall_after:
             self.stalled += 1
             if self.keep_stalled:  # this server has queued it; only the reply is late
-                self.messages.append(received)
+                self._keep(received)
             while not self.release.is_set():
                 await _sleep(0.02)
             return "421 4.3.0 shutting down" if not self.keep_stalled else "250 2.0.0 queued (late)"
-        self.messages.append(received)
+        self._keep(received)
         if self.after_each is not None:
             self.after_each(len(self.messages))
         return "250 2.0.0 queued"
+
+
+class GatedInbox(Inbox):
+    """An Inbox that, once ``hold_when(self)`` is true, holds every end-of-data reply until ``release``.
+
+    Held messages are then accepted as usual. A server that is slow for a
+    while: the test changes the list during the pause, knowing exactly which
+    messages were already in flight (``holding`` of them, at most one per
+    connection) and that nobody else can be accepted before it releases.
+    """
+
+    def __init__(self, *, hold_when: Callable[["GatedInbox"], bool], **kwargs):
+        super().__init__(**kwargs)
+        self.hold_when = hold_when
+        self.gate_closed = False
+        self.holding = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        if not self.release.is_set() and (self.gate_closed or self.hold_when(self)):
+            self.gate_closed = True
+            self.holding += 1
+            while not self.release.is_set():
+                await _sleep(0.02)
+        return await super().handle_DATA(server, session, envelope)
+
+
+class StallingInbox(Inbox):
+    """An Inbox that stalls ``seconds`` before answering the end of data of a message to ``address``.
+
+    The first such message only: ``stall_began`` is set when the stall starts, and
+    the message is accepted when it ends. The rest of the server (other
+    connections) keeps working meanwhile.
+    """
+
+    def __init__(self, *, address: str, seconds: float, **kwargs):
+        super().__init__(**kwargs)
+        self.address = address
+        self.seconds = seconds
+        self.stall_began = threading.Event()
+        self.stall_started: float | None = None
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.address in envelope.rcpt_tos and not self.stall_began.is_set():
+            self.stall_started = time.monotonic()
+            self.stall_began.set()
+            await _sleep(self.seconds)
+        return await super().handle_DATA(server, session, envelope)
 
 
 async def _sleep(seconds: float) -> None:
@@ -148,13 +203,18 @@ async def _sleep(seconds: float) -> None:
 
 @contextmanager
 def smtp_server(
-    handler, *, tls_context: ssl.SSLContext | None = None, require_starttls: bool = False, **smtp_kwargs
+    handler,
+    *,
+    tls_context: ssl.SSLContext | None = None,
+    require_starttls: bool = False,
+    port: int = 0,
+    **smtp_kwargs,
 ) -> Iterator[tuple[str, int]]:
-    """A real aiosmtpd server on 127.0.0.1; yields (host, port)."""
+    """A real aiosmtpd server on 127.0.0.1 (on ``port``, or one the OS picks); yields (host, port)."""
     controller = _Controller(
         handler,
         hostname="127.0.0.1",
-        port=0,
+        port=port,
         tls_context=tls_context,
         require_starttls=require_starttls,
         **smtp_kwargs,

@@ -247,7 +247,8 @@ def stats(ctx) -> None:
 def resend_confirmations(ctx) -> None:
     """Send the confirmation e-mails still owed (the mail server was down when people signed up).
 
-    Exits 1 if any could not be sent; run it again later. Example: newsletter recipients resend-confirmations
+    Exits 1 if any could not be sent; when the mail server cannot be reached it stops at the first
+    failure with one error line. Run it again later. Example: newsletter recipients resend-confirmations
     """
     with _store(ctx) as store:
         sent, failed = send_due_confirmations(ctx.site, store)

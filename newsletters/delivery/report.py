@@ -133,7 +133,8 @@ def build_report(
         "failed": stats.counts.get(FAILED, 0) + stats.counts.get(BOUNCED, 0),
         "bounced": stats.counts.get(BOUNCED, 0),
         "unknown": stats.counts.get(UNKNOWN, 0),
-        "skipped": skipped_now + stats.counts.get(SKIPPED, 0),
+        # Refused at their claim (they left while the send ran), and found ineligible at the end of the pass.
+        "skipped": stats.counts.get(SKIPPED, 0) + skipped_now,
         "already_done_before": sum(stats.already.values()),
         "claimed_elsewhere": stats.counts.get("lost_claim", 0),
         "pauses": stats.backoff.pauses if stats.backoff else 0,

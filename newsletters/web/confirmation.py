@@ -15,8 +15,9 @@ from html import escape
 from recipients import ConfirmationDue, Store
 from recipients.tokens import CONFIRM_MAX_AGE, confirm_url
 
-from ..errors import TransportError
-from ..transport import open_transport
+from ..delivery.retry import judge
+from ..errors import DeliveryError, TransportError
+from ..transport import ConnectionLost, open_transport
 
 
 def build_confirmation(site, address: str, first_name: str, link: str) -> EmailMessage:
@@ -76,12 +77,29 @@ def send_confirmation(site, store: Store, due: ConfirmationDue) -> None:
 
 
 def send_due_confirmations(site, store: Store) -> tuple[int, list[tuple[str, str]]]:
-    """Send every confirmation mail still owed; returns (sent, [(address, why not)])."""
+    """Send every confirmation mail still owed; returns (sent, [(address, why not)]).
+
+    A refusal of one address (a 4xx or 5xx to its RCPT or data) is noted and
+    the next one tried. A failure that is the server's (it cannot be reached,
+    refuses our login or TLS) stops at once with a DeliveryError saying how
+    many are still owed: every further mail would fail alike, each after up to
+    SMTP_TIMEOUT, and one line says more than a hundred identical ones.
+    """
+    owed = store.confirmations_due()
     sent, failed = 0, []
-    for due in store.confirmations_due():
+    for due in owed:
         try:
             send_confirmation(site, store, due)
             sent += 1
         except TransportError as exc:
+            verdict = judge(exc)
+            if verdict.abort or isinstance(exc, ConnectionLost):  # the server's trouble, not this address's
+                still = len(owed) - sent
+                raise DeliveryError(
+                    f"the mail server did not take the confirmation e-mails ({exc.message}): "
+                    f"{sent} sent, {still} still owed",
+                    where=exc.where,
+                    hint="run `newsletter recipients resend-confirmations` again once the mail server answers",
+                ) from None
             failed.append((due.email, exc.message))
     return sent, failed
