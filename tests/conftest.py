@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests import send_fixtures
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.postgres_server import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,3 +61,21 @@ def on_both_databases(database_url, monkeypatch):
     """Sites made by tests/send_fixtures.py get this DATABASE_URL in their .env (SQLite, then PostgreSQL)."""
     monkeypatch.setattr(send_fixtures, "DATABASE_URL", None if database_url.startswith("sqlite") else database_url)
     return database_url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module."""
+    from playwright.sync_api import sync_playwright  # the test extra; only browser tests need it
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(autouse=True)
+def only_dotenv_settings(monkeypatch):
+    """The site's .env is what counts in a test: settings in the real environment would override it."""
+    for name in send_fixtures.SETTINGS:
+        monkeypatch.delenv(name, raising=False)

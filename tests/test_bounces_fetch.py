@@ -15,7 +15,7 @@ from newsletters.delivery import prepare_send
 from recipients import open_store
 from tests import returned_mail
 from tests.dovecot_server import dovecot_missing, start_dovecot, stop_dovecot
-from tests.send_fixtures import ISSUE, SETTINGS, add_subscribers, make_send_site, smtp_settings, write_env
+from tests.send_fixtures import ISSUE, add_subscribers, make_send_site, smtp_settings, write_env
 from tests.smtp_servers import Inbox, smtp_server
 
 pytestmark = pytest.mark.skipif(bool(dovecot_missing()), reason=dovecot_missing() or "")
@@ -29,11 +29,6 @@ def dovecot_server():
     yield server
     stop_dovecot(server)
 
-
-@pytest.fixture(autouse=True)
-def only_dotenv_settings(monkeypatch):
-    for name in (*SETTINGS, *MAILBOX_SETTINGS):
-        monkeypatch.delenv(name, raising=False)
 
 
 def mailbox_env(account, protocol: str, **extra) -> dict:

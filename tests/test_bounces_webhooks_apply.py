@@ -21,7 +21,7 @@ from tests.relay_posts import (
     CertificateServer, Mailgun, SendGrid, SigningIdentity, basic_auth, body, mailgun_failed, postmark_bounce,
     sendgrid_event, ses_complaint, sns_post,
 )
-from tests.send_fixtures import ISSUE, SETTINGS, add_subscribers, make_send_site, smtp_settings, write_env
+from tests.send_fixtures import ISSUE, add_subscribers, make_send_site, smtp_settings, write_env
 from tests.smtp_servers import Inbox, smtp_server
 
 RELAY_SETTINGS = (
@@ -29,11 +29,6 @@ RELAY_SETTINGS = (
     "SES_SNS_CA_FILE", "SENDGRID_WEBHOOK_PUBLIC_KEY", "WEBHOOK_REPLAY_FILE", "BOUNCE_ADDRESS",
 )
 
-
-@pytest.fixture(autouse=True)
-def only_dotenv_settings(monkeypatch):
-    for name in (*SETTINGS, *RELAY_SETTINGS):
-        monkeypatch.delenv(name, raising=False)
 
 
 class Served:

@@ -35,7 +35,6 @@ from newsletters.web.serve import make_web_server
 from recipients import Store, open_store
 from tests.send_fixtures import (
     ISSUE,
-    SETTINGS,
     add_subscribers,
     clean_environment,
     latest_report,
@@ -85,8 +84,6 @@ class Web:
 @contextmanager
 def web_app(site_dir, monkeypatch, **settings) -> Iterator[Web]:
     """The public pages over HTTP on 127.0.0.1, the site's .env holding ``settings`` and the server's own URL."""
-    for name in SETTINGS:  # only .env counts for the web app
-        monkeypatch.delenv(name, raising=False)
     app = {}
     server = make_web_server(Site.load(site_dir), "127.0.0.1", 0, app=lambda environ, start: app["wsgi"](environ, start))
     base = f"http://127.0.0.1:{server.server_port}"

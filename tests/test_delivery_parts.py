@@ -20,16 +20,11 @@ from newsletters.transport import ConnectionLost, SMTPRefused, is_canonical
 from foundation.migrate import current_revision, head_revision
 from recipients import open_store
 from recipients.handover import Claim, Handover, HandoverWriter, SQLiteHandoverWriter
-from tests.send_fixtures import SETTINGS, add_subscribers, make_send_site
+from tests.send_fixtures import add_subscribers, make_send_site
 
 
 # The ledger, the claim and a real send, on SQLite and on PostgreSQL.
 pytestmark = pytest.mark.usefixtures("on_both_databases")
-
-@pytest.fixture(autouse=True)
-def only_dotenv_settings(monkeypatch):
-    for name in SETTINGS:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

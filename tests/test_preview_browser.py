@@ -20,18 +20,8 @@ import pytest
 from newsletters.config import Site
 from newsletters.issues import load_issue
 from newsletters.preview import DESKTOP_WIDTH, PHONE_WIDTH, serve_preview
+from tests.chromium import CHROMIUM
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ISSUE = "issues/2026-11.toml"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "preview"
 WAIT_MS = 20_000  # the watcher polls, then builds: a few seconds on a busy machine
@@ -66,16 +56,6 @@ OVERFLOW_JS = """() => {
 
 def normalized(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().casefold()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

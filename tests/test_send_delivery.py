@@ -23,7 +23,6 @@ from recipients import open_store
 from tests.send_fixtures import (
     ISSUE,
     SENDER,
-    SETTINGS,
     add_ineligible,
     add_subscribers,
     make_send_site,
@@ -35,11 +34,6 @@ from tests.smtp_servers import HostileServer, Inbox, smtp_server
 
 # The ledger, the claim and a real send, on SQLite and on PostgreSQL.
 pytestmark = pytest.mark.usefixtures("on_both_databases")
-
-@pytest.fixture(autouse=True)
-def only_dotenv_settings(monkeypatch):
-    for name in SETTINGS:
-        monkeypatch.delenv(name, raising=False)
 
 
 def send(site_dir, **options):

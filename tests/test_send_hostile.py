@@ -18,7 +18,6 @@ from newsletters.config import Site
 from newsletters.delivery import prepare_send
 from tests.send_fixtures import (
     ISSUE,
-    SETTINGS,
     add_ineligible,
     add_subscribers,
     latest_report,
@@ -46,11 +45,6 @@ WEIGHTS = {
 }
 REPORTED = {"sent", "deferred", "failed", "bounced", "skipped", "unknown"}
 
-
-@pytest.fixture(autouse=True)
-def only_dotenv_settings(monkeypatch):
-    for name in SETTINGS:
-        monkeypatch.delenv(name, raising=False)
 
 
 def hostile(seed: int, bounced: set[str]) -> HostileServer:

@@ -14,24 +14,18 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from newsletters.config import Site
 from newsletters.delivery import open_ledger, prepare_send
-from newsletters.errors import ConfigError, DeliveryError
+from newsletters.errors import DeliveryError
 from tests.send_fixtures import (
-    ISSUE, SETTINGS, add_subscribers, latest_report, make_send_site, newsletter, smtp_settings, start_newsletter,
+    ISSUE, add_subscribers, latest_report, make_send_site, newsletter, smtp_settings, start_newsletter,
     write_env,
 )
 from tests.smtp_servers import Inbox, smtp_server
 
-
-@pytest.fixture(autouse=True)
-def only_dotenv_settings(monkeypatch):
-    for name in SETTINGS + ("SEND_PAUSE_MAX", "SEND_PAUSE_LIMIT"):
-        monkeypatch.delenv(name, raising=False)
 
 
 class StormInbox(Inbox):

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from newsletters.preview import PHONE_WIDTH
-from tests.send_fixtures import ISSUE, SETTINGS, newsletter
+from tests.send_fixtures import ISSUE, newsletter
 from tests.staff_fixtures import EDITOR, ISSUE_NAME, REVIEWER, edit_article, make_review_site, serving
-from tests.test_preview_browser import CHROMIUM, CHROMIUM_ARGS, OVERFLOW_JS, WAIT_MS, normalized
+from tests.chromium import CHROMIUM
+from tests.test_preview_browser import OVERFLOW_JS, WAIT_MS, normalized
 
 SUBJECT_WORDS = "Winter skin notes"
 ISSUE_PAGE = f"/staff/issues/{ISSUE_NAME}/"
@@ -25,21 +26,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs Debian's chromium at /usr/bin/chromium: run `make system-deps` (sudo apt-get install chromium)",
 )
 
-
-@pytest.fixture(autouse=True)
-def only_dotenv_settings(monkeypatch):
-    for name in SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -18,16 +18,11 @@ from newsletters.review import approval_digest
 from foundation.database import create_engine
 from foundation.migrate import alembic_config, current_revision, upgrade
 from foundation.tables import staff_accounts
-from tests.send_fixtures import ISSUE, SETTINGS, latest_report, newsletter, write_env
+from tests.send_fixtures import ISSUE, latest_report, newsletter, write_env
 from tests.staff_fixtures import EDITOR, REVIEWER, edit_article, make_review_site, newsletter_with_input
 
 PASSWORD = "a long staff password nobody guesses"
 
-
-@pytest.fixture(autouse=True)
-def only_dotenv_settings(monkeypatch):
-    for name in SETTINGS:
-        monkeypatch.delenv(name, raising=False)
 
 
 def approve_current_build(site_dir, who=REVIEWER) -> None:

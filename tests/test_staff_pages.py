@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.cookiejar
 import mailbox
-import shutil
 import urllib.error
 import urllib.request
 from email import policy
@@ -23,7 +22,7 @@ from newsletters.build import build_issue
 from newsletters.config import Site
 from newsletters.delivery.session import content_digest
 from newsletters.review import ReviewError, require_approval, review_status
-from tests.send_fixtures import ISSUE, SETTINGS, newsletter
+from tests.send_fixtures import ISSUE, newsletter
 from tests.staff_fixtures import (
     EDITOR,
     ISSUE_NAME,
@@ -38,11 +37,6 @@ SUBJECT_WORDS = "Winter skin notes"  # the draft's subject: never shown to anyon
 ISSUE_PAGE = f"/staff/issues/{ISSUE_NAME}/"
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
-
-@pytest.fixture(autouse=True)
-def only_dotenv_settings(monkeypatch):
-    for name in SETTINGS:
-        monkeypatch.delenv(name, raising=False)
 
 
 class Client:
