@@ -17,17 +17,18 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,postgres]'
 	touch $@
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# The tests drive a real browser and a real SpamAssassin: install Debian's packages when missing.
+# The tests drive a real browser, a real SpamAssassin and a real PostgreSQL: install Debian's packages when missing.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v spamassassin >/dev/null 2>&1 || missing="$$missing spamassassin"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
@@ -47,8 +48,9 @@ demo: install
 	@echo "Send report:   $(SITE)/reports/ (and: $(NL) --site $(SITE) sends)"
 	@echo "Preview:       $(NL) --site $(SITE) preview $(ISSUE)"
 
+# The PostgreSQL half of the tests must run here, never be skipped (tests/postgres_server.py).
 test: install-test system-deps
-	$(PY) -m pytest
+	NEWSLETTER_REQUIRE_POSTGRES=1 $(PY) -m pytest
 
 bench: install
 	$(PY) bench/build.py

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# A fresh database per test on SQLite and on a throwaway PostgreSQL (see tests/postgres_server.py).
+from postgres_server import database_url, postgres_server  # noqa: F401  (fixtures, found by name)
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLE_SITE = ROOT / "examples" / "clinic"
@@ -34,3 +37,4 @@ def site_dir(tmp_path: Path) -> Path:
         ignore=shutil.ignore_patterns("build", "outbox", "reports", "newsletter.db*", ".env"),
     )
     return dest
+
