@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 # A fresh database per test on SQLite and on a throwaway PostgreSQL (see tests/postgres_server.py).
-from postgres_server import database_url, postgres_server  # noqa: F401  (fixtures, found by name)
+from postgres_server import database_url, postgres_server, site_database  # noqa: F401  (fixtures, found by name)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -57,3 +57,14 @@ def database_url(request, tmp_path) -> str:
     """A fresh, empty database on SQLite and, as a second run of the test, on PostgreSQL."""
     return fresh_database_url(request.param, tmp_path, request)
 
+
+
+@pytest.fixture
+def site_database(database_url, monkeypatch) -> str:
+    """Every site a test opens in this process uses a fresh database, on SQLite and on PostgreSQL.
+
+    Through the environment (which wins over ``.env``), so tests that rewrite
+    ``.env`` with their SMTP settings keep the database.
+    """
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    return database_url

@@ -1,7 +1,9 @@
 """Sending an issue to the list through a real aiosmtpd server: exactly once, whatever the server does.
 
 Everything here is real: the subscriber store (SQLite file), the built issue,
-the MessageFactory, the SMTP client and server on 127.0.0.1.
+the MessageFactory, the SMTP client and server on 127.0.0.1. The tests marked
+``on_both_databases`` run once more on a throwaway PostgreSQL: a send, a resume,
+an unknown outcome, a skip.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def only_dotenv_settings(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+on_both_databases = pytest.mark.usefixtures("site_database")
+
+
 def send(site_dir, **options):
     with prepare_send(Site.load(site_dir), site_dir / ISSUE, **options) as plan:
         return plan.execute(handle_signals=False)
@@ -49,6 +54,7 @@ def subscriber_status(site_dir, address: str) -> str:
         return store.get(address).status
 
 
+@on_both_databases
 def test_every_eligible_subscriber_gets_one_personal_copy_and_nobody_else_any(site_dir):
     site_dir = make_send_site(site_dir)
     readers = add_subscribers(site_dir, 12)
@@ -80,6 +86,7 @@ def test_every_eligible_subscriber_gets_one_personal_copy_and_nobody_else_any(si
     assert saved["summary"] == report.summary and saved["status"] == "done" and saved["not_sent"] == []
 
 
+@on_both_databases
 def test_running_send_again_resumes_and_sends_nobody_a_second_copy(site_dir):
     site_dir = make_send_site(site_dir)
     readers = add_subscribers(site_dir, 6)
@@ -171,6 +178,7 @@ def test_a_permanent_refusal_that_is_not_about_the_mailbox_fails_without_bouncin
     assert inbox.data_attempts[readers[0]] == 1
 
 
+@on_both_databases
 def test_connection_dropped_after_the_data_is_unknown_and_only_resent_when_asked(site_dir):
     site_dir = make_send_site(site_dir)
     readers = add_subscribers(site_dir, 4)
@@ -238,6 +246,7 @@ def test_a_name_carrying_a_header_injection_is_refused_and_the_rest_are_sent(sit
     assert all(r["state"] == "failed" and "not sent" in r["reply"] for r in refused.values())
 
 
+@on_both_databases
 def test_limit_sends_part_of_the_list_and_a_resume_sends_the_rest(site_dir):
     site_dir = make_send_site(site_dir)
     readers = add_subscribers(site_dir, 7)
@@ -251,6 +260,7 @@ def test_limit_sends_part_of_the_list_and_a_resume_sends_the_rest(site_dir):
     assert inbox.copies() == Counter({address: 1 for address in readers})
 
 
+@on_both_databases
 def test_someone_who_unsubscribes_before_their_turn_is_skipped(site_dir):
     site_dir = make_send_site(site_dir)
     readers = add_subscribers(site_dir, 5)
