@@ -131,23 +131,23 @@ class Handover:
 
     def writer(self, conn: sa.Connection) -> "HandoverWriter":
         """What one worker records claims and outcomes with, on its own connection."""
-        return SQLiteHandoverWriter(self, conn) if self.sqlite else HandoverWriter(self, conn)
+        if self.sqlite:
+            return SQLiteHandoverWriter(self, conn)
+        if self.engine.dialect.driver == "psycopg":
+            return PostgresHandoverWriter(self, conn)
+        return HandoverWriter(self, conn)
 
 
-_RESOLVE = (
-    deliveries.update()
-    .where(
-        deliveries.c.run_id == sa.bindparam("run"),
-        deliveries.c.subscriber_id == sa.bindparam("sub"),
-        deliveries.c.state == SENDING,
+def _resolve_statement(run, sub, new_state, code, text, now) -> sa.Update:
+    """Write a handover's outcome on the row this connection holds in ``sending``."""
+    return (
+        deliveries.update()
+        .where(deliveries.c.run_id == run, deliveries.c.subscriber_id == sub, deliveries.c.state == SENDING)
+        .values(state=new_state, reply_code=code, reply_text=text, done_at=now)
     )
-    .values(
-        state=sa.bindparam("new_state"),
-        reply_code=sa.bindparam("code"),
-        reply_text=sa.bindparam("text"),
-        done_at=sa.bindparam("now"),
-    )
-)
+
+
+_RESOLVE = _resolve_statement(*(sa.bindparam(name) for name in ("run", "sub", "new_state", "code", "text", "now")))
 
 
 class HandoverWriter:
@@ -248,3 +248,88 @@ class SQLiteHandoverWriter:
         finally:
             cursor.close()
         return result
+
+
+class PostgresHandoverWriter:
+    """The same statements on the raw psycopg connection, as one statement: one round trip per message.
+
+    Through Core a claim-and-record on PostgreSQL is BEGIN, two or three UPDATEs
+    and COMMIT, each a round trip to the server, and the COMMIT waits for the
+    WAL to reach the disk: measured in bench/send.py that made a send 0.23x as
+    fast as on SQLite. Here the outcome, the claim and the skip are one
+    statement (data-modifying CTEs, compiled once from ``Handover.claim_statements``
+    so the eligibility rule is the store's, not a copy), run in autocommit so the
+    statement is its own transaction, and prepared by psycopg after its first uses.
+
+    The claim and skip see the same snapshot and exclude each other (eligible,
+    or not); a concurrent claimer of the same row waits for the row lock, then
+    re-checks ``state`` and finds it taken: LOST, exactly as with Core.
+
+    Durability: each such transaction commits with ``synchronous_commit = off``
+    (set for that transaction only, by ``set_config(..., true)``). A crash of
+    the sender loses nothing (the commit is done when the statement returns);
+    only a crash of the *database server* can lose the last fraction of a second
+    of claims and outcomes. Those rows then read as before the claim, so a
+    resume may send those few messages again: the same trade SQLite makes here
+    with ``synchronous=NORMAL`` (see ``Ledger.connect``).
+    """
+
+    def __init__(self, handover: Handover, conn: sa.Connection):
+        self.handover = handover
+        self.conn = conn
+        self.db = conn.connection.dbapi_connection
+        self._sql: dict[tuple, dict[str, str]] = {}
+
+    def _statements(self, states: tuple[str, ...]) -> dict[str, str]:
+        found = self._sql.get(states)
+        if found is None:
+            dialect = self.handover.engine.dialect
+            names = ("run", "sub", "previous", "new_state", "code", "text", "now")
+            placeholder = {name: sa.literal_column(f"%({name})s") for name in names}
+
+            def sql(statement) -> str:
+                # Constants become literals (a '%' in them doubled, as psycopg expects); our
+                # placeholders were doubled too, and are turned back into placeholders here.
+                text = str(statement.returning(deliveries.c.subscriber_id).compile(
+                    dialect=dialect, compile_kwargs={"literal_binds": True}))
+                for name in names:
+                    text = text.replace(f"%%({name})s", f"%({name})s")
+                return text
+
+            run, sub, previous, new_state, code, text, now = placeholder.values()
+            claim, skip = (sql(statement) for statement in self.handover.claim_statements(run, sub, now, states))
+            resolve = sql(_resolve_statement(run, previous, new_state, code, text, now))
+            lazy_commit = "set_config('synchronous_commit', 'off', true)"
+            claims = (f"claimed AS ({claim}), skipped AS ({skip}) "
+                      f"SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM skipped), {lazy_commit}")
+            found = self._sql[states] = {
+                "both": f"WITH resolved AS ({resolve}), {claims}",
+                "claim": f"WITH {claims}",
+                "resolve": f"WITH resolved AS ({resolve}) SELECT count(*), 0, {lazy_commit} FROM resolved",
+            }
+        return found
+
+    def record(self, run_id: int, outcome: Outcome | None, claim: int | None = None, claimable=SENDABLE) -> Claim:
+        """The previous outcome and the next claim in one statement (two when they are the same row)."""
+        if outcome is None and claim is None:
+            return Claim.CLAIMED
+        statements = self._statements(tuple(claimable))
+        params = dict(run=run_id, sub=claim, now=utcnow())
+        if outcome is not None:
+            params.update(previous=outcome.subscriber_id, new_state=outcome.state, code=outcome.code,
+                          text=outcome.text)
+        # One statement sees one snapshot: an outcome and a claim of the same row go one after the other.
+        if outcome is not None and (claim is None or claim == outcome.subscriber_id):
+            self._run(statements["resolve"], params)
+            outcome = None
+        if claim is None:
+            return Claim.CLAIMED
+        claimed, skipped = self._run(statements["both" if outcome is not None else "claim"], params)
+        return Claim.CLAIMED if claimed else Claim.SKIPPED if skipped else Claim.LOST
+
+    def _run(self, sql: str, params: dict) -> tuple[int, int]:
+        self.db.autocommit = True  # the one statement is its own transaction; no BEGIN/COMMIT round trips
+        try:
+            return self.db.execute(sql, params, prepare=True).fetchone()[:2]
+        finally:
+            self.db.autocommit = False
