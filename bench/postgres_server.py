@@ -74,7 +74,9 @@ def _runner() -> list[str]:
 class TemporaryPostgres:
     """One cluster in a temporary folder; ``url(db)`` names a database on it for SQLAlchemy."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        """``durable=False`` (the tests) turns fsync off; the benchmarks keep PostgreSQL's durable defaults."""
+        self.durable = durable
         self.bin = find_binaries()
         self.runner = _runner()
         self.folder = Path(tempfile.mkdtemp(prefix="newsletter-pg-"))
@@ -91,11 +93,12 @@ class TemporaryPostgres:
         if self.runner:
             user = pwd.getpwnam(SYSTEM_USER)
             os.chown(self.folder, user.pw_uid, user.pw_gid)
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "--no-sync",
                   "--encoding=UTF8", "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C")
-        # Throwaway data: no fsync makes initdb and CREATE DATABASE fast; it changes no result.
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder} "
-                   "-c fsync=off -c full_page_writes=off -c max_connections=100")
+                   "-c max_connections=100")
+        if not self.durable:  # throwaway test data: no fsync makes CREATE DATABASE and commits fast
+            options += " -c fsync=off -c full_page_writes=off"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "server.log"),
                   "-o", options, "-w", "-t", "60", "start")
         self.started = True

@@ -236,7 +236,7 @@ def main() -> None:
     sink, port = start_sink()
     with contextlib.ExitStack() as stack:
         stack.callback(lambda: print(f"\nthe sink received {stop_sink(sink)} messages in all"))
-        postgres = stack.enter_context(TemporaryPostgres()) if "postgresql" in kinds else None
+        postgres = stack.enter_context(TemporaryPostgres(durable=True)) if "postgresql" in kinds else None
         numbers = itertools.count(1)
 
         def database_for(kind: str):
