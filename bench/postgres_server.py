@@ -74,9 +74,13 @@ def _runner() -> list[str]:
 class TemporaryPostgres:
     """One cluster in a temporary folder; ``url(db)`` names a database on it for SQLAlchemy."""
 
-    def __init__(self, durable: bool = False) -> None:
-        """``durable=False`` (the tests) turns fsync off; the benchmarks keep PostgreSQL's durable defaults."""
+    def __init__(self, durable: bool = False, options: str = "") -> None:
+        """``durable=False`` (the tests) turns fsync off; the benchmarks keep PostgreSQL's durable defaults.
+
+        ``options``: more server settings, e.g. ``-c shared_preload_libraries=pg_stat_statements``.
+        """
         self.durable = durable
+        self.options = options
         self.bin = find_binaries()
         self.runner = _runner()
         self.folder = Path(tempfile.mkdtemp(prefix="newsletter-pg-"))
@@ -99,6 +103,8 @@ class TemporaryPostgres:
                    "-c max_connections=100")
         if not self.durable:  # throwaway test data: no fsync makes CREATE DATABASE and commits fast
             options += " -c fsync=off -c full_page_writes=off"
+        if self.options:
+            options += " " + self.options
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "server.log"),
                   "-o", options, "-w", "-t", "60", "start")
         self.started = True

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from newsletters.config import Site
 from newsletters.delivery.dkim import DKIMSigner
-from newsletters.delivery.ledger import QUEUED, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Outcome, deliveries
+from newsletters.delivery.ledger import DEFERRED, QUEUED, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Outcome, deliveries
 from newsletters.delivery.rate import RateLimiter
 from newsletters.delivery.retry import RetryPolicy, judge
 from newsletters.errors import ConfigError, TransportError
@@ -108,6 +108,23 @@ def test_a_claim_rejudges_consent_and_marks_someone_who_left_skipped(store, path
     assert ledger.state_of(run.id, leaves.id) == SKIPPED
     assert ledger.state_of(run.id, stays.id) == SENDING
     assert ledger.counts(run.id)[SKIPPED] == 1
+
+
+@pytest.mark.parametrize("path", ["fast", "core"])
+def test_a_retry_right_after_its_own_deferral_is_claimed_again(store, path):
+    """The outcome of one try and the claim of the next try of the same person, in one call."""
+    handover = Handover(store)
+    ledger = Ledger(handover)
+    run = ledger.create_run(issue_slug="x", issue_path="x.toml", subject="s", content_digest="", transport="t")
+    person, other = [r.id for r in store.eligible()][:2]
+    with ledger.connect() as conn:
+        ledger.enqueue(conn, run.id, [person, other])
+        writer = handover.writer(conn) if path == "fast" else HandoverWriter(handover, conn)
+        assert writer.record(run.id, None, claim=person) is Claim.CLAIMED
+        assert writer.record(run.id, Outcome(person, DEFERRED, 451, "try later"), claim=person) is Claim.CLAIMED
+        assert writer.record(run.id, Outcome(person, SENT, 250, "ok"), claim=other) is Claim.CLAIMED
+        assert writer.record(run.id, Outcome(other, SENT, 250, "ok")) is Claim.CLAIMED
+        assert ledger.enqueue(conn, run.id, [person, other]) == {person: (SENT, 2), other: (SENT, 1)}
 
 
 # -- the rate limiter -------------------------------------------------------------------------
