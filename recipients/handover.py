@@ -269,7 +269,7 @@ class PostgresHandoverWriter:
     fast as on SQLite. Here the outcome, the claim and the skip are one
     statement (data-modifying CTEs, compiled once from ``Handover.claim_statements``
     so the eligibility rule is the store's, not a copy), run in autocommit so the
-    statement is its own transaction, and prepared by psycopg after its first uses.
+    statement is its own transaction, and prepared once (server-side) per connection.
 
     The claim and skip see the same snapshot and exclude each other (eligible,
     or not); a concurrent claimer of the same row waits for the row lock, then
