@@ -23,7 +23,7 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# The tests drive a real browser, a real SpamAssassin and a real Dovecot (IMAP and POP3):
+# The tests drive a real browser, SpamAssassin, Dovecot (IMAP and POP3) and PostgreSQL:
 # install Debian's packages when missing.
 system-deps:
 	@missing=""; \
@@ -51,8 +51,9 @@ demo: install
 	@echo "Send report:   $(SITE)/reports/ (and: $(NL) --site $(SITE) sends)"
 	@echo "Preview:       $(NL) --site $(SITE) preview $(ISSUE)"
 
+# The PostgreSQL half of the tests must run here, never be skipped (tests/postgres_server.py).
 test: install-test system-deps
-	$(PY) -m pytest
+	NEWSLETTER_REQUIRE_POSTGRES=1 $(PY) -m pytest
 
 bench: install
 	$(PY) bench/build.py

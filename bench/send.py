@@ -1,6 +1,7 @@
 """How fast ``newsletter send`` delivers, against the limit and against the naive way, and what it costs in memory.
 
     .venv/bin/python bench/send.py [-n 10000] [--connections 4] [--naive 40] [--memory 1000,100000]
+                                   [--database sqlite|postgresql|both]
 
 All in one run, to a minimal SMTP sink in another process (bench/smtp_sink.py):
 
@@ -15,17 +16,21 @@ All in one run, to a minimal SMTP sink in another process (bench/smtp_sink.py):
 4. memory: the peak RSS of a child process sending to 1,000 and to 100,000
    subscribers (fresh database each), and the difference.
 
-With ``--postgres`` the ledger of "ours" and of the memory test is also run on
-a throwaway PostgreSQL (Debian's, started here as the tests start it), and the
-PostgreSQL / SQLite throughput ratio is printed (target >= 0.8).
+With ``--database postgresql`` the ledger lives on a throwaway PostgreSQL started
+for the run (bench/postgres_server.py, as the tests start it: initdb into a
+temporary folder, loopback only; a fresh database per site); ``both`` runs ours
+on SQLite and on PostgreSQL in the same run and prints PostgreSQL / SQLite.
 
-Targets: ours >= 0.8x the limit, >= 20x the naive loop, peak growth <= 20 MB.
+Targets: ours >= 0.8x the limit, >= 20x the naive loop, peak growth <= 20 MB;
+on PostgreSQL >= 0.8x ours on SQLite.
 Wall-clock numbers depend on the machine; the ratios are the result.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import resource
 import secrets
@@ -43,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.postgres_server import PostgresServer  # noqa: E402 - after the path above
+from bench.postgres_server import TemporaryPostgres  # noqa: E402  (needs ROOT on the path)
 
 EXAMPLE = ROOT / "examples" / "clinic"
 ISSUE = "issues/2026-11.toml"
@@ -51,6 +56,7 @@ SECRET = "bench-secret-key-" + "x" * 24
 
 
 def make_site(folder: Path, port: int, connections: int, subscribers: int, database_url: str | None = None) -> Path:
+    """The example site sending to the sink; its own SQLite file, or ``database_url`` (an empty database)."""
     site_dir = folder / "site"
     shutil.copytree(EXAMPLE, site_dir, ignore=shutil.ignore_patterns("build", "outbox", "reports", "newsletter.db*", ".env"))
     (site_dir / ".env").write_text(
@@ -196,70 +202,77 @@ def run_naive(site_dir: Path, port: int, count: int) -> float:
     return count / (time.perf_counter() - t0)
 
 
+def run_memory(port: int, connections: int, sizes: list[int], database) -> None:
+    """Peak RSS of a send to each list size (fresh database each), and the growth between them."""
+    peaks = []
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="bench-send-mem-") as tmp:
+            print(f"\nmemory: sending to {size} subscribers …", flush=True)
+            site_dir = make_site(Path(tmp), port, connections, size, database())
+            result = run_ours(site_dir)
+            assert result["summary"]["sent"] == size, result["summary"]
+            peaks.append(result["rss_peak_kb"] / 1024)
+            print(
+                f"  peak RSS {peaks[-1]:.1f} MB (before sending {result['rss_before_kb'] / 1024:.1f} MB), "
+                f"{size / result['seconds']:.0f} msg/s"
+            )
+    print(f"peak memory growth {sizes[0]} -> {sizes[1]}: {peaks[1] - peaks[0]:+.1f} MB   (target <= 20 MB)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=10_000, help="messages for ours and for the limit")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--naive", type=int, default=40, help="recipients for the naive loop")
     parser.add_argument("--memory", default="1000,100000", help="two list sizes for the memory test ('' to skip)")
-    parser.add_argument("--postgres", action="store_true", help="also run ours and the memory test on PostgreSQL")
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="sqlite",
+                        help="where the ledger lives: a SQLite file, a throwaway PostgreSQL, or each in turn")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child_send(args.child)
 
-    postgres = PostgresServer.start() if args.postgres else None
+    kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     sink, port = start_sink()
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: print(f"\nthe sink received {stop_sink(sink)} messages in all"))
+        postgres = stack.enter_context(TemporaryPostgres(durable=True)) if "postgresql" in kinds else None
+        numbers = itertools.count(1)
+
+        def database_for(kind: str):
+            """A function giving a fresh, empty database of ``kind`` per site (None: the site's SQLite file)."""
+            return lambda: None if kind == "sqlite" else postgres.create_database(f"bench_{next(numbers)}")
+
+        rates = {}
         with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
-            print(f"setting up {args.n} subscribers …", flush=True)
-            site_dir = make_site(Path(tmp), port, args.connections, args.n)
+            for kind in kinds:
+                print(f"setting up {args.n} subscribers on {kind} …", flush=True)
+                site_dir = make_site(Path(tmp) / kind, port, args.connections, args.n, database_for(kind)())
+                ours = run_ours(site_dir)
+                assert ours["summary"]["sent"] == args.n, ours["summary"]
+                rates[kind] = args.n / ours["seconds"]
+                print(f"  ours on {kind}: {rates[kind]:.0f} msg/s ({ours['cpu_seconds']:.1f} s CPU)", flush=True)
             message, build = sample_message(site_dir)
             print(f"message size {len(message) / 1024:.1f} KB, {args.connections} connections, sink on port {port}")
-
-            ours = run_ours(site_dir)
-            ours_rate = args.n / ours["seconds"]
-            assert ours["summary"]["sent"] == args.n, ours["summary"]
             raw_rate = run_raw(port, message, args.n, args.connections)
             naive_rate = run_naive(site_dir, port, args.naive)
 
             print()
-            print(f"ours (newsletter send, {args.n} personalised, ledger):  {ours_rate:8.0f} msg/s")
+            for kind, rate in rates.items():
+                print(f"ours (newsletter send, {args.n} personalised, ledger on {kind}):  {rate:8.0f} msg/s")
             print(f"limit (smtplib, one pre-built message):            {raw_rate:8.0f} msg/s")
             print(f"naive (render + inline + connect per recipient):   {naive_rate:8.1f} msg/s  ({args.naive} recipients)")
-            print(f"ours / limit = {ours_rate / raw_rate:.2f}   (target >= 0.8)")
-            print(f"ours / naive = {ours_rate / naive_rate:.0f}x   (target >= 20x)")
-        if postgres:
-            with tempfile.TemporaryDirectory(prefix="bench-send-pg-") as tmp:
-                site_dir = make_site(Path(tmp), port, args.connections, args.n, postgres.fresh_database())
-                pg = run_ours(site_dir)
-                assert pg["summary"]["sent"] == args.n, pg["summary"]
-                pg_rate = args.n / pg["seconds"]
-                print(f"ours, ledger in PostgreSQL:                        {pg_rate:8.0f} msg/s")
-                print(f"PostgreSQL / SQLite = {pg_rate / ours_rate:.2f}   (target >= 0.8)")
+            for kind, rate in rates.items():
+                print(f"ours on {kind} / limit = {rate / raw_rate:.2f}   (target >= 0.8)")
+                print(f"ours on {kind} / naive = {rate / naive_rate:.0f}x   (target >= 20x)")
+            if len(rates) == 2:
+                print(f"ours on postgresql / ours on sqlite = {rates['postgresql'] / rates['sqlite']:.2f}   (target >= 0.8)")
 
         sizes = [int(s) for s in args.memory.split(",") if s.strip()]
-        for database in ["sqlite"] + (["postgresql"] if postgres else []) if len(sizes) == 2 else []:
-            peaks = []
-            for size in sizes:
-                with tempfile.TemporaryDirectory(prefix="bench-send-mem-") as tmp:
-                    print(f"\nmemory ({database}): sending to {size} subscribers …", flush=True)
-                    url = postgres.fresh_database() if database == "postgresql" else None
-                    site_dir = make_site(Path(tmp), port, args.connections, size, url)
-                    result = run_ours(site_dir)
-                    assert result["summary"]["sent"] == size, result["summary"]
-                    peaks.append(result["rss_peak_kb"] / 1024)
-                    print(
-                        f"  peak RSS {peaks[-1]:.1f} MB (before sending {result['rss_before_kb'] / 1024:.1f} MB), "
-                        f"{size / result['seconds']:.0f} msg/s"
-                    )
-            print(f"peak memory growth ({database}) {sizes[0]} -> {sizes[1]}: {peaks[1] - peaks[0]:+.1f} MB   "
-                  "(target <= 20 MB)")
-    finally:
-        if postgres:
-            postgres.stop()
-        received = stop_sink(sink)
-        print(f"\nthe sink received {received} messages in all")
+        if len(sizes) == 2:
+            for kind in kinds:
+                print(f"\n-- memory, ledger on {kind}")
+                run_memory(port, args.connections, sizes, database_for(kind))
 
 
 if __name__ == "__main__":

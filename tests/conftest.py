@@ -9,7 +9,8 @@ import pytest
 
 from tests import send_fixtures
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.postgres_server import PostgresServer
+# A fresh database per test on SQLite and on a throwaway PostgreSQL (see tests/postgres_server.py).
+from tests.postgres_server import database_url, postgres_server, site_database  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -40,20 +41,6 @@ def site_dir(tmp_path: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """One real PostgreSQL for the whole run (Debian's, in a temporary folder, loopback only)."""
-    server = PostgresServer.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> str:
-    """The same test on a SQLite file and on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'newsletter.db'}"
-    return request.getfixturevalue("postgres").fresh_database()
 
 
 @pytest.fixture

@@ -1,128 +1,70 @@
-"""A throwaway PostgreSQL for the tests (and bench): Debian's server, started in a temporary folder.
+"""PostgreSQL for the tests: one throwaway server per session, a fresh database per test.
 
-``initdb`` refuses to run as root, so as root the cluster belongs to an
-unprivileged user (Debian's ``postgres`` account, or one made here) and every
-server command runs through ``runuser``. It listens on 127.0.0.1 only, on a free
-port, with its socket inside the temporary folder; ``stop`` ends it and removes
-the folder. ``fresh_database`` gives each test its own empty database.
+``database_url`` is parametrized ``sqlite`` / ``postgresql``: a test (or a fixture
+such as a store or a site) that asks for it runs once on each. The server is
+``bench.postgres_server.TemporaryPostgres`` (initdb as a non-root user into a
+temporary folder, loopback only, a free port), started on first use and stopped
+at the end of the session. Each test gets its own empty database, so tests stay
+independent and may run migrations from scratch.
+
+Where PostgreSQL is not installed the PostgreSQL half is skipped, saying how to
+install it; ``make test`` installs it first and sets NEWSLETTER_REQUIRE_POSTGRES=1,
+so there a missing server is a failure, never a silent skip.
 """
 
 from __future__ import annotations
 
-import glob
+import itertools
 import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
+import pytest
 
-DEDICATED_USER = "newsletter-pgtest"
+from bench.postgres_server import PostgresUnavailable, TemporaryPostgres
 
-
-def find_bin_dir() -> Path | None:
-    """Where initdb, pg_ctl and postgres are: Debian keeps them out of PATH, per major version."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[4]))
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).resolve().parent if initdb else None
+DATABASES = ["sqlite", "postgresql"]
+_numbers = itertools.count(1)
 
 
-def _server_user() -> str | None:
-    """The account that owns the cluster: None means this process's own (not root)."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", DEDICATED_USER):
-        try:
-            pwd.getpwnam(name)
-            return name
-        except KeyError:
-            continue
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", DEDICATED_USER],
-                   check=True)
-    return DEDICATED_USER
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The session's PostgreSQL server (started on first use)."""
+    try:
+        server = TemporaryPostgres().__enter__()
+    except PostgresUnavailable as exc:
+        if os.environ.get("NEWSLETTER_REQUIRE_POSTGRES") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(f"{exc}; the SQLite half of these tests still runs")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def fresh_database_url(kind: str, folder: Path, request: pytest.FixtureRequest) -> str:
+    """An empty database of ``kind``: a SQLite file in ``folder``, or a new database on the session's server."""
+    if kind == "sqlite":
+        return f"sqlite:///{folder / 'newsletter.db'}"
+    server: TemporaryPostgres = request.getfixturevalue("postgres_server")
+    name = f"test_{os.getpid()}_{next(_numbers)}"
+    url = server.create_database(name, template="template0")
+    request.addfinalizer(lambda: server.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return url
 
 
-@dataclass
-class PostgresServer:
-    folder: Path
-    port: int
-    bin_dir: Path
-    user: str | None
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty database on SQLite and, as a second run of the test, on PostgreSQL."""
+    return fresh_database_url(request.param, tmp_path, request)
 
-    @property
-    def admin_url(self) -> str:
-        role = self.user or pwd.getpwuid(os.geteuid()).pw_name
-        return f"postgresql+psycopg://{role}@127.0.0.1:{self.port}/postgres"
 
-    def _run(self, *args: str) -> subprocess.CompletedProcess:
-        command = [str(self.bin_dir / args[0]), *args[1:]]
-        if self.user:
-            command = ["runuser", "-u", self.user, "--", *command]
-        return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
 
-    @classmethod
-    def start(cls) -> "PostgresServer":
-        bin_dir = find_bin_dir()
-        if bin_dir is None:
-            raise RuntimeError("PostgreSQL is not installed: `make test` installs Debian's postgresql package")
-        user = _server_user()
-        folder = Path(tempfile.mkdtemp(prefix="newsletter-pg-"))
-        os.chmod(folder, 0o755)
-        data = folder / "data"
-        if user:
-            entry = pwd.getpwnam(user)
-            os.chown(folder, entry.pw_uid, entry.pw_gid)
-        server = cls(folder, _free_port(), bin_dir, user)
-        server._run("initdb", "-D", str(data), "--auth=trust", "--encoding=UTF8", "--no-sync", "-U",
-                    user or pwd.getpwuid(os.geteuid()).pw_name)
-        options = (f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories={folder} "
-                   "-c fsync=off -c max_connections=200 -c shared_buffers=64MB")
-        server._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "start")
-        server._wait()
-        return server
+@pytest.fixture
+def site_database(database_url, monkeypatch) -> str:
+    """Every site a test opens in this process uses a fresh database, on SQLite and on PostgreSQL.
 
-    def _wait(self) -> None:
-        engine = sa.create_engine(self.admin_url)
-        deadline = time.monotonic() + 30
-        try:
-            while True:
-                try:
-                    with engine.connect():
-                        return
-                except sa.exc.OperationalError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
-        finally:
-            engine.dispose()
-
-    def fresh_database(self) -> str:
-        """A new empty database; returns its URL."""
-        name = "t_" + uuid.uuid4().hex[:12]
-        engine = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        finally:
-            engine.dispose()
-        return self.admin_url.rsplit("/", 1)[0] + "/" + name
-
-    def stop(self) -> None:
-        try:
-            self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+    Through the environment (which wins over ``.env``), so tests that rewrite
+    ``.env`` with their SMTP settings keep the database.
+    """
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    return database_url

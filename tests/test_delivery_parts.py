@@ -12,24 +12,27 @@ import sqlalchemy as sa
 
 from newsletters.config import Site
 from newsletters.delivery.dkim import DKIMSigner
-from newsletters.delivery.ledger import QUEUED, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Outcome, deliveries
+from newsletters.delivery.ledger import DEFERRED, QUEUED, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Outcome, deliveries
 from newsletters.delivery.rate import RateLimiter
 from newsletters.delivery.retry import RetryPolicy, judge
 from newsletters.errors import ConfigError, TransportError
 from newsletters.transport import ConnectionLost, SMTPRefused, is_canonical
 from foundation.migrate import current_revision, head_revision
 from recipients import open_store
-from recipients.handover import Claim, Handover, HandoverWriter, SQLiteHandoverWriter
-from tests.send_fixtures import add_subscribers, make_send_site
+from recipients.handover import Claim, Handover, HandoverWriter
+from tests.send_fixtures import SETTINGS, add_subscribers, make_send_site
 
 
-# The ledger, the claim and a real send, on SQLite and on PostgreSQL.
-pytestmark = pytest.mark.usefixtures("on_both_databases")
+@pytest.fixture(autouse=True)
+def only_dotenv_settings(monkeypatch):
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
-def store(site_dir):
-    make_send_site(site_dir)
+def store(site_dir, database_url):
+    """Three subscribers in a fresh database: the ledger tests run on SQLite and on PostgreSQL."""
+    make_send_site(site_dir, DATABASE_URL=database_url)
     add_subscribers(site_dir, 3)
     with open_store(Site.load(site_dir)) as store:
         yield store
@@ -84,9 +87,13 @@ def test_a_sent_row_cannot_be_claimed_again_and_a_new_session_turns_sending_into
     assert (row.state, row.reply_code, row.attempts) == (SENT, 250, 1)
 
 
-@pytest.mark.parametrize("writer_kind", ["native", "core"])
-def test_a_claim_rejudges_consent_and_marks_someone_who_left_skipped(store, writer_kind):
-    """Read as eligible, unsubscribed before their turn: the claim itself refuses them."""
+@pytest.mark.parametrize("path", ["fast", "core"])
+def test_a_claim_rejudges_consent_and_marks_someone_who_left_skipped(store, path):
+    """Read as eligible, unsubscribed before their turn: the claim itself refuses them.
+
+    ``fast`` is the writer the handover picks for its database (the raw driver
+    path), ``core`` the SQLAlchemy Core one: both must run the store's rule.
+    """
     handover = Handover(store)
     ledger = Ledger(handover)
     run = ledger.create_run(issue_slug="x", issue_path="x.toml", subject="s", content_digest="", transport="t")
@@ -94,15 +101,30 @@ def test_a_claim_rejudges_consent_and_marks_someone_who_left_skipped(store, writ
     with ledger.connect() as conn:
         ledger.enqueue(conn, run.id, [stays.id, leaves.id])
         store.unsubscribe(leaves.public_id, "link")
-        # native: what a send uses (the raw sqlite3 path on SQLite); core: SQLAlchemy Core on either.
-        writer = handover.writer(conn) if writer_kind == "native" else HandoverWriter(handover, conn)
-        assert isinstance(writer, SQLiteHandoverWriter) == (writer_kind == "native" and handover.sqlite)
+        writer = handover.writer(conn) if path == "fast" else HandoverWriter(handover, conn)
         assert writer.record(run.id, None, claim=leaves.id) is Claim.SKIPPED
         assert writer.record(run.id, None, claim=stays.id) is Claim.CLAIMED
         assert writer.record(run.id, None, claim=leaves.id) is Claim.SKIPPED  # still not eligible: stays skipped
     assert ledger.state_of(run.id, leaves.id) == SKIPPED
     assert ledger.state_of(run.id, stays.id) == SENDING
     assert ledger.counts(run.id)[SKIPPED] == 1
+
+
+@pytest.mark.parametrize("path", ["fast", "core"])
+def test_a_retry_right_after_its_own_deferral_is_claimed_again(store, path):
+    """The outcome of one try and the claim of the next try of the same person, in one call."""
+    handover = Handover(store)
+    ledger = Ledger(handover)
+    run = ledger.create_run(issue_slug="x", issue_path="x.toml", subject="s", content_digest="", transport="t")
+    person, other = [r.id for r in store.eligible()][:2]
+    with ledger.connect() as conn:
+        ledger.enqueue(conn, run.id, [person, other])
+        writer = handover.writer(conn) if path == "fast" else HandoverWriter(handover, conn)
+        assert writer.record(run.id, None, claim=person) is Claim.CLAIMED
+        assert writer.record(run.id, Outcome(person, DEFERRED, 451, "try later"), claim=person) is Claim.CLAIMED
+        assert writer.record(run.id, Outcome(person, SENT, 250, "ok"), claim=other) is Claim.CLAIMED
+        assert writer.record(run.id, Outcome(other, SENT, 250, "ok")) is Claim.CLAIMED
+        assert ledger.enqueue(conn, run.id, [person, other]) == {person: (SENT, 2), other: (SENT, 1)}
 
 
 # -- the rate limiter -------------------------------------------------------------------------

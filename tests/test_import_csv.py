@@ -1,4 +1,4 @@
-"""CSV import: every row checked first, all-or-nothing, merges, and no re-activation, on a real SQLite file."""
+"""CSV import: every row checked first, all-or-nothing, merges, and no re-activation, on a real SQLite file and a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ MESSY_REJECTED = {
 
 @pytest.fixture
 def site(site_dir, monkeypatch, database_url) -> Site:
-    """The import on SQLite and on PostgreSQL."""
+    """The example site with a fresh database: each import test runs on SQLite and on PostgreSQL."""
     monkeypatch.setenv("SECRET_KEY", KEY)
     monkeypatch.setenv("DATABASE_URL", database_url)
     return Site.load(site_dir)

@@ -1,4 +1,4 @@
-"""The subscriber store on a real SQLite file: eligibility, the ledger, erasure, export, migrations."""
+"""The subscriber store on a real SQLite file and a real PostgreSQL: eligibility, the ledger, erasure, export, migrations."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from newsletters.errors import ConfigError, RecipientError
 from recipients import ConfirmationDue, Recipient, SignUp, Store, open_store
 from recipients.export import records, write_csv, write_json
 from foundation.migrate import current_revision, head_revision, upgrade
-from foundation.tables import consent_events, subscribers, suppressions
+from foundation.tables import consent_events, metadata, subscribers, suppressions
 
 KEY = "test-secret-key-for-recipients-0123456789"
 
 
 @pytest.fixture
 def db_url(database_url) -> str:
-    """Every store test runs on SQLite and on PostgreSQL."""
+    """A fresh database, on SQLite and on PostgreSQL (each test that uses it runs on both)."""
     return database_url
 
 
@@ -30,18 +30,14 @@ def store(db_url):
         yield store
 
 
-def everything_stored(engine: sa.Engine) -> str:
-    """Every value of every row of every table, as text: what someone with the database file could read."""
-    lines = []
-    with engine.connect() as conn:
-        for table in sa.inspect(engine).get_table_names():
-            lines += [repr(tuple(row)) for row in conn.execute(sa.text(f'SELECT * FROM "{table}"'))]
-    assert lines, "an empty dump would prove nothing"
-    return "\n".join(lines)
-
-
 def emails(store: Store) -> list[str]:
     return [r.email for r in store.eligible()]
+
+
+def every_value(store: Store) -> str:
+    """Every value in every table of the database, as text (a dump that works on SQLite and PostgreSQL)."""
+    with store.engine.connect() as conn:
+        return "\n".join(str(row) for table in metadata.sorted_tables for row in conn.execute(table.select()))
 
 
 def web_signup(store: Store, email: str, name: str = "") -> ConfirmationDue:
@@ -189,7 +185,7 @@ def test_forget_erases_personal_data_but_keeps_the_proof_and_blocks_the_address(
     assert all(e.ip is None and e.user_agent is None and e.detail is None for e in ledger)
     assert ledger[0].at <= ledger[1].at  # times stay: the proof of what happened when
     assert store.is_suppressed("JANE.DOE@example.com")
-    dump = everything_stored(store.engine)
+    dump = every_value(store)
     assert "Jane" not in dump and "192.0.2.8" not in dump and "Firefox" not in dump
 
     with pytest.raises(RecipientError, match="forgotten"):
@@ -272,19 +268,16 @@ def test_a_baseline_database_upgrades_to_head_keeping_its_data(db_url):
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
-    with Store(f"sqlite:///{tmp_path / 'wal.db'}", secret_key=KEY) as store:  # WAL and pragmas: SQLite's own
-        check_wal_and_foreign_keys(store)
-
-
-def check_wal_and_foreign_keys(store: Store) -> None:
-    with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-    with pytest.raises(sa.exc.IntegrityError):
-        with store.engine.begin() as conn:
-            conn.execute(consent_events.insert().values(
-                subscriber_id=424242, event="confirmed", at=datetime.now(timezone.utc),
-                recorded_at=datetime.now(timezone.utc)))
+    """SQLite only: WAL and foreign keys are SQLite settings (PostgreSQL has both by nature)."""
+    with Store(f"sqlite:///{tmp_path / 'newsletter.db'}", secret_key=KEY) as store:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        with pytest.raises(sa.exc.IntegrityError):
+            with store.engine.begin() as conn:
+                conn.execute(consent_events.insert().values(
+                    subscriber_id=424242, event="confirmed", at=datetime.now(timezone.utc),
+                    recorded_at=datetime.now(timezone.utc)))
 
 
 def test_a_different_secret_key_is_refused_so_suppression_cannot_silently_lapse(store, db_url):

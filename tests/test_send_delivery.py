@@ -1,7 +1,8 @@
 """Sending an issue to the list through a real aiosmtpd server: exactly once, whatever the server does.
 
 Everything here is real: the subscriber store (SQLite file), the built issue,
-the MessageFactory, the SMTP client and server on 127.0.0.1.
+the MessageFactory, the SMTP client and server on 127.0.0.1. Every test runs
+twice: with the site's SQLite file, and on a throwaway PostgreSQL.
 """
 
 from __future__ import annotations

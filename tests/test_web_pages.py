@@ -82,10 +82,14 @@ class Live:
         return self.get(path)
 
 
-def start_server(site_dir, monkeypatch, **env) -> tuple[Live, callable]:
+def start_server(site_dir, monkeypatch, database_url: str | None = None, **env) -> tuple[Live, callable]:
+    """The public app on a real HTTP server; the site's own SQLite file unless ``database_url`` is given."""
     monkeypatch.setenv("SECRET_KEY", KEY)
     monkeypatch.delenv("SMTP_HOST", raising=False)
-    monkeypatch.delenv("DATABASE_URL", raising=False)  # the site's SQLite file, unless env names another
+    if database_url:
+        monkeypatch.setenv("DATABASE_URL", database_url)
+    else:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
     holder = {}
     # The server `newsletter serve` runs (its bare Server header included), on a port the OS picks.
     server = make_web_server(None, "127.0.0.1", 0, app=lambda environ, start: holder["app"](environ, start))
@@ -108,9 +112,16 @@ def start_server(site_dir, monkeypatch, **env) -> tuple[Live, callable]:
 
 
 @pytest.fixture
-def live(site_dir, monkeypatch, database_url):
-    """The pages over real HTTP, on SQLite and on PostgreSQL."""
-    running, stop = start_server(site_dir, monkeypatch, DATABASE_URL=database_url)
+def live(site_dir, monkeypatch):
+    running, stop = start_server(site_dir, monkeypatch)
+    yield running
+    stop()
+
+
+@pytest.fixture
+def live_db(site_dir, monkeypatch, database_url):
+    """The app on a fresh database, SQLite and PostgreSQL: for the pages that change the list."""
+    running, stop = start_server(site_dir, monkeypatch, database_url)
     yield running
     stop()
 
@@ -156,40 +167,40 @@ def test_subscribe_form_is_plain_accessible_html_with_an_unticked_consent_box(li
     assert live.site.config.primary_color in page.body  # the site's brand colour
 
 
-def test_subscribe_then_confirm_makes_the_person_active_with_a_full_ledger(live):
-    page = live.subscribe("jane.doe@example.com", "Jane")
+def test_subscribe_then_confirm_makes_the_person_active_with_a_full_ledger(live_db):
+    page = live_db.subscribe("jane.doe@example.com", "Jane")
 
     assert page.status == 200 and "check your inbox" in page.body.lower()
-    person = live.store.get("jane.doe@example.com")
+    person = live_db.store.get("jane.doe@example.com")
     assert person.status == "pending" and person.first_name == "Jane"
-    [message] = live.outbox()
+    [message] = live_db.outbox()
     assert message["To"] == "jane.doe@example.com"
-    assert live.site.config.sender_address in message["From"]
+    assert live_db.site.config.sender_address in message["From"]
     assert "confirm" in message["Subject"].lower()
 
-    confirmed = live.get(live.confirm_link("jane.doe@example.com"))
+    confirmed = live_db.get(live_db.confirm_link("jane.doe@example.com"))
 
     assert confirmed.status == 200 and "You are subscribed" in confirmed.body
-    assert live.store.get("jane.doe@example.com").status == "active"
-    assert [r.email for r in live.store.eligible()] == ["jane.doe@example.com"]
-    subscribed, confirm_event = live.store.ledger(person.id)
+    assert live_db.store.get("jane.doe@example.com").status == "active"
+    assert [r.email for r in live_db.store.eligible()] == ["jane.doe@example.com"]
+    subscribed, confirm_event = live_db.store.ledger(person.id)
     assert subscribed.event == "subscribed" and subscribed.method == "web"
-    assert subscribed.source == f"{live.base}/subscribe"
-    assert subscribed.consent_text.startswith(live.site.config.consent_text)
+    assert subscribed.source == f"{live_db.base}/subscribe"
+    assert subscribed.consent_text.startswith(live_db.site.config.consent_text)
     assert "18 or over" in subscribed.consent_text
     assert (subscribed.ip, subscribed.user_agent) == ("127.0.0.1", "pytest-client/1.0")
     assert confirm_event.event == "confirmed"
 
-    again = live.press_confirm(live.confirm_link("jane.doe@example.com"))  # idempotent
-    assert again.status == 200 and len(live.store.ledger(person.id)) == 2
+    again = live_db.press_confirm(live_db.confirm_link("jane.doe@example.com"))  # idempotent
+    assert again.status == 200 and len(live_db.store.ledger(person.id)) == 2
 
 
-def test_honeypot_filled_pretends_success_and_stores_nothing(live):
-    page = live.subscribe("bot@example.com", "Bot", website="http://spam.example.com")
+def test_honeypot_filled_pretends_success_and_stores_nothing(live_db):
+    page = live_db.subscribe("bot@example.com", "Bot", website="http://spam.example.com")
 
     assert page.status == 200 and "check your inbox" in page.body.lower()
-    assert live.store.find("bot@example.com") is None
-    assert live.outbox() == []
+    assert live_db.store.find("bot@example.com") is None
+    assert live_db.outbox() == []
 
 
 @pytest.mark.parametrize(
@@ -215,24 +226,24 @@ def test_a_post_without_the_signed_form_token_is_refused(live):
     assert live.store.stats()["total"] == 0
 
 
-def test_resubscribing_reveals_nothing_about_the_address(live):
-    live.store.add("active@example.com")
-    live.store.add("left@example.com")
-    live.store.unsubscribe_email("left@example.com")
-    live.store.forget("forgotten@example.com")
+def test_resubscribing_reveals_nothing_about_the_address(live_db):
+    live_db.store.add("active@example.com")
+    live_db.store.add("left@example.com")
+    live_db.store.unsubscribe_email("left@example.com")
+    live_db.store.forget("forgotten@example.com")
 
-    pages = {address: live.subscribe(address) for address in (
+    pages = {address: live_db.subscribe(address) for address in (
         "new@example.com", "active@example.com", "left@example.com", "forgotten@example.com")}
 
     assert {(p.status, p.body) for p in pages.values()} == {(pages["new@example.com"].status,
                                                              pages["new@example.com"].body)}
-    assert sorted(m["To"] for m in live.outbox()) == ["left@example.com", "new@example.com"]
-    assert live.store.get("active@example.com").status == "active"
+    assert sorted(m["To"] for m in live_db.outbox()) == ["left@example.com", "new@example.com"]
+    assert live_db.store.get("active@example.com").status == "active"
     # Someone who had left gets a fresh confirmation; only confirming makes them active again.
-    assert live.store.get("left@example.com").status == "pending"
-    assert live.store.find("forgotten@example.com") is None  # nothing stored, no mail: only the hash is kept
-    live.press_confirm(live.confirm_link("left@example.com"))
-    assert live.store.get("left@example.com").status == "active"
+    assert live_db.store.get("left@example.com").status == "pending"
+    assert live_db.store.find("forgotten@example.com") is None  # nothing stored, no mail: only the hash is kept
+    live_db.press_confirm(live_db.confirm_link("left@example.com"))
+    assert live_db.store.get("left@example.com").status == "active"
 
 
 def test_get_unsubscribe_shows_a_button_and_changes_nothing(live):
@@ -249,58 +260,58 @@ def test_get_unsubscribe_shows_a_button_and_changes_nothing(live):
     assert "Set-Cookie" not in page.headers
 
 
-def test_rfc8058_one_click_post_unsubscribes_at_once_and_is_idempotent(live):
-    live.store.add("jane@example.com")
-    person = live.store.get("jane@example.com")
-    path = urlsplit(unsubscribe_url(live.site, person.public_id)).path
+def test_rfc8058_one_click_post_unsubscribes_at_once_and_is_idempotent(live_db):
+    live_db.store.add("jane@example.com")
+    person = live_db.store.get("jane@example.com")
+    path = urlsplit(unsubscribe_url(live_db.site, person.public_id)).path
 
-    first = live.post_form(path, {"List-Unsubscribe": "One-Click"})
-    second = live.post_form(path, {"List-Unsubscribe": "One-Click"})
+    first = live_db.post_form(path, {"List-Unsubscribe": "One-Click"})
+    second = live_db.post_form(path, {"List-Unsubscribe": "One-Click"})
 
     for reply in (first, second):
         assert reply.status == 200
         assert "Location" not in reply.headers and "Set-Cookie" not in reply.headers
         assert "You are unsubscribed" in reply.body
-    assert live.store.get("jane@example.com").status == "unsubscribed"
-    assert [(e.event, e.channel) for e in live.store.ledger(person.id)] == [
+    assert live_db.store.get("jane@example.com").status == "unsubscribed"
+    assert [(e.event, e.channel) for e in live_db.store.ledger(person.id)] == [
         ("subscribed", None), ("unsubscribed", "one-click")]
-    assert live.store.count_eligible() == 0
+    assert live_db.store.count_eligible() == 0
 
 
-def test_multipart_one_click_and_the_page_button_both_unsubscribe(live):
-    live.store.add("multi@example.com")
-    live.store.add("button@example.com")
-    multi = live.store.get("multi@example.com")
-    button = live.store.get("button@example.com")
+def test_multipart_one_click_and_the_page_button_both_unsubscribe(live_db):
+    live_db.store.add("multi@example.com")
+    live_db.store.add("button@example.com")
+    multi = live_db.store.get("multi@example.com")
+    button = live_db.store.get("button@example.com")
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
             f"One-Click\r\n--{boundary}--\r\n").encode()
 
-    multipart = live.request("POST", urlsplit(unsubscribe_url(live.site, multi.public_id)).path, body,
+    multipart = live_db.request("POST", urlsplit(unsubscribe_url(live_db.site, multi.public_id)).path, body,
                              {"Content-Type": f"multipart/form-data; boundary={boundary}"})
     # The button on the GET page posts an empty form: no List-Unsubscribe field.
-    plain = live.request("POST", urlsplit(unsubscribe_url(live.site, button.public_id)).path, b"",
+    plain = live_db.request("POST", urlsplit(unsubscribe_url(live_db.site, button.public_id)).path, b"",
                          {"Content-Type": "application/x-www-form-urlencoded"})
 
     assert multipart.status == 200 and plain.status == 200
-    assert live.store.ledger(multi.id)[-1].channel == "one-click"
-    assert live.store.ledger(button.id)[-1].channel == "link"
-    assert live.store.count_eligible() == 0
+    assert live_db.store.ledger(multi.id)[-1].channel == "one-click"
+    assert live_db.store.ledger(button.id)[-1].channel == "link"
+    assert live_db.store.count_eligible() == 0
 
 
-def test_forged_tampered_and_expired_tokens_get_400_and_change_nothing(live):
-    live.subscribe("pending@example.com")
-    live.store.add("active@example.com")
-    pending = live.store.get("pending@example.com")
-    active = live.store.get("active@example.com")
-    good_unsubscribe = urlsplit(unsubscribe_url(live.site, active.public_id)).path
+def test_forged_tampered_and_expired_tokens_get_400_and_change_nothing(live_db):
+    live_db.subscribe("pending@example.com")
+    live_db.store.add("active@example.com")
+    pending = live_db.store.get("pending@example.com")
+    active = live_db.store.get("active@example.com")
+    good_unsubscribe = urlsplit(unsubscribe_url(live_db.site, active.public_id)).path
     tampered = good_unsubscribe[:-3] + ("AAA" if not good_unsubscribe.endswith("AAA") else "BBB")
 
     class EightDaysAgo(TimestampSigner):
         def get_timestamp(self):
             return int(time.time()) - 8 * 24 * 3600
 
-    nonce = live.store.confirmations_due()[0].nonce if live.store.confirmations_due() else "some-nonce"
+    nonce = live_db.store.confirmations_due()[0].nonce if live_db.store.confirmations_due() else "some-nonce"
     expired = URLSafeTimedSerializer(KEY, salt=CONFIRM_SALT, signer=EightDaysAgo).dumps([pending.public_id, nonce])
     other_key = make_confirm_token("some-other-secret-key-0123456789", pending.public_id, nonce)
     unsubscribe_token_as_confirm = "/confirm/" + good_unsubscribe.rsplit("/", 1)[1]
@@ -318,15 +329,15 @@ def test_forged_tampered_and_expired_tokens_get_400_and_change_nothing(live):
         ("POST", "/unsubscribe/" + make_confirm_token(KEY, active.public_id, nonce)),  # right key, wrong purpose
     ]
     for method, path in attempts:
-        reply = live.request(method, path, b"List-Unsubscribe=One-Click" if method == "POST" else None,
+        reply = live_db.request(method, path, b"List-Unsubscribe=One-Click" if method == "POST" else None,
                              {"Content-Type": "application/x-www-form-urlencoded"} if method == "POST" else None)
         assert reply.status == 400, (method, path)
         assert "Nothing has been changed" in reply.body
 
-    assert live.store.get("pending@example.com").status == "pending"
-    assert live.store.get("active@example.com").status == "active"
-    assert len(live.store.ledger(pending.id)) == 1 and len(live.store.ledger(active.id)) == 1
-    assert "expired" in live.get(f"/confirm/{expired}").body
+    assert live_db.store.get("pending@example.com").status == "pending"
+    assert live_db.store.get("active@example.com").status == "active"
+    assert len(live_db.store.ledger(pending.id)) == 1 and len(live_db.store.ledger(active.id)) == 1
+    assert "expired" in live_db.get(f"/confirm/{expired}").body
 
 
 def test_issue_archive_serves_built_pages_and_nothing_else(live):
@@ -351,10 +362,10 @@ def test_pages_cannot_be_framed_and_leak_no_referrer(live):
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
 
 
-def test_without_double_opt_in_a_new_sign_up_is_active_at_once(site_dir, monkeypatch):
+def test_without_double_opt_in_a_new_sign_up_is_active_at_once(site_dir, monkeypatch, database_url):
     toml = site_dir / "newsletter.toml"
     toml.write_text(toml.read_text().replace("double_opt_in = true", "double_opt_in = false"))
-    running, stop = start_server(site_dir, monkeypatch)
+    running, stop = start_server(site_dir, monkeypatch, database_url)
     try:
         assert running.subscribe("quick@example.com").status == 200
         assert running.store.get("quick@example.com").status == "active"
@@ -364,11 +375,11 @@ def test_without_double_opt_in_a_new_sign_up_is_active_at_once(site_dir, monkeyp
         stop()
 
 
-def test_when_the_mail_server_is_down_the_sign_up_is_kept_pending_with_its_mail_owed(site_dir, monkeypatch):
+def test_when_the_mail_server_is_down_the_sign_up_is_kept_pending_with_its_mail_owed(site_dir, monkeypatch, database_url):
     with socket.socket() as probe:  # a port on which nothing listens
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    running, stop = start_server(site_dir, monkeypatch, SMTP_HOST="127.0.0.1", SMTP_PORT=str(closed_port),
+    running, stop = start_server(site_dir, monkeypatch, database_url, SMTP_HOST="127.0.0.1", SMTP_PORT=str(closed_port),
                                  SMTP_SECURITY="none", SMTP_TIMEOUT="3")
     try:
         page = running.subscribe("jane@example.com")
