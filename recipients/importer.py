@@ -33,7 +33,8 @@ from .consent_time import ConsentTime, MonthFirstDate, parse_consent_time, read_
 from .csv_table import Table, read_table
 from .import_columns import Columns, read_columns
 from foundation.tables import ACTIVE, ERASED, EV_SUBSCRIBED, PENDING, consent_events, subscribers, suppressions, utcnow
-from .store import LEFT_STATUSES, Store, StoreTransaction
+from .store import Store
+from .transaction import LEFT_STATUSES, StoreTransaction
 
 MAX_SOURCE = 500
 MAX_CONSENT_TEXT = 5000

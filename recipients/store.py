@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import hmac
 import hashlib
-import secrets
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Iterator
 
 import sqlalchemy as sa
 
-from foundation.errors import ConfigError, RecipientError
-
 from foundation import migrate
 from foundation.database import create_engine
-from .addresses import InvalidAddress, address_hash, name_problem, normalize_email
+from foundation.errors import ConfigError, RecipientError
 from foundation.tables import (
     ACTIVE,
     BOUNCED,
@@ -49,75 +45,15 @@ from foundation.tables import (
     utcnow,
 )
 
+from .addresses import InvalidAddress, address_hash, name_problem, normalize_email
+from .records import ConfirmationDue, LedgerEvent, Recipient, SignUp, Subscriber
+from .transaction import LEFT_STATUSES, StoreTransaction
+
 # After any of these, earlier consent no longer counts: a fresh `subscribed` is needed.
 STOP_EVENTS = (EV_UNSUBSCRIBED, EV_BOUNCED, EV_COMPLAINED, EV_ERASED)
-# Statuses an import or an administrator must never turn back into `active`.
-LEFT_STATUSES = (UNSUBSCRIBED, BOUNCED, COMPLAINED, ERASED)
 # A pending address gets at most one confirmation mail in this time, however often the form is sent.
 RESEND_AFTER = timedelta(minutes=10)
 _KEY_CHECK = "secret_key_check"
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """Who an issue goes to: what personalisation and the delivery ledger need, nothing more."""
-
-    id: int
-    public_id: str
-    email: str
-    first_name: str
-    last_name: str
-    attributes: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    id: int
-    public_id: str
-    email: str | None
-    first_name: str
-    last_name: str
-    attributes: dict
-    status: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class ConfirmationDue:
-    """A confirmation mail the caller should send now (after the sign-up committed)."""
-
-    subscriber_id: int
-    public_id: str
-    nonce: str
-    email: str
-    first_name: str
-
-
-@dataclass(frozen=True)
-class SignUp:
-    """What a sign-up did (``outcome``, which the page must not reveal) and the mail it owes, if any.
-
-    ``outcome`` is one of pending, active, throttled, suppressed, erased.
-    """
-
-    outcome: str
-    confirmation: ConfirmationDue | None = None
-
-
-@dataclass(frozen=True)
-class LedgerEvent:
-    id: int
-    subscriber_id: int
-    event: str
-    at: datetime
-    recorded_at: datetime
-    method: str | None = None
-    source: str | None = None
-    consent_text: str | None = None
-    channel: str | None = None
-    ip: str | None = None
-    user_agent: str | None = None
-    detail: str | None = None
 
 
 class Store:
@@ -506,81 +442,3 @@ class Store:
             )
             tx.event(row.id, EV_ERASED, detail=None)
             return True
-
-
-class StoreTransaction:
-    """The statements one write transaction of the store is made of.
-
-    Every change to subscribers goes through these, whether from one of the
-    store's own methods or from a bulk caller such as the CSV importer, so a
-    status change and its consent-ledger event are always written together.
-    """
-
-    def __init__(self, store: Store, conn: sa.Connection):
-        self.store = store
-        self.conn = conn
-
-    def by_hash(self, email_hash: str):
-        return self.conn.execute(sa.select(subscribers).where(subscribers.c.email_hash == email_hash)).first()
-
-    def by_id(self, subscriber_id: int):
-        return self.conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).first()
-
-    def by_public_id(self, public_id: str):
-        return self.conn.execute(sa.select(subscribers).where(subscribers.c.public_id == public_id)).first()
-
-    def suppressed(self, email_hash: str) -> bool:
-        query = sa.select(suppressions.c.email_hash).where(suppressions.c.email_hash == email_hash)
-        return self.conn.execute(query).first() is not None
-
-    def event(self, subscriber_id: int, event: str, at: datetime | None = None, **values) -> None:
-        """Append to the consent ledger (``at``: when it happened, if not now)."""
-        now = utcnow()
-        self.conn.execute(
-            consent_events.insert().values(
-                subscriber_id=subscriber_id, event=event, at=at or now, recorded_at=now, **values
-            )
-        )
-
-    def set_status(self, subscriber_id: int, status: str) -> None:
-        values = {"status": status}
-        if status in LEFT_STATUSES:
-            values["confirm_nonce"] = None  # a confirm link from before they left must not bring them back
-        self.conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id).values(**values))
-
-    def insert_subscriber(self, address: str, *, first_name="", last_name="", attributes=None, status) -> int:
-        return self.conn.execute(
-            subscribers.insert().values(**self.new_subscriber_values(
-                address, first_name=first_name, last_name=last_name, attributes=attributes, status=status
-            ))
-        ).inserted_primary_key[0]
-
-    def new_subscriber_values(self, address: str, *, first_name="", last_name="", attributes=None, status) -> dict:
-        """The row for a new subscriber (also what the importer inserts many of in one statement)."""
-        return dict(
-            public_id=secrets.token_urlsafe(16),
-            email=address,
-            email_hash=self.store.hash(address),
-            first_name=first_name,
-            last_name=last_name,
-            attributes=attributes or {},
-            status=status,
-            created_at=utcnow(),
-        )
-
-    def new_confirmation(self, subscriber_id: int) -> str:
-        """A fresh nonce for this sign-up's link; the mail for it is owed until ``confirmation_sent``."""
-        nonce = secrets.token_urlsafe(12)
-        self.conn.execute(
-            subscribers.update()
-            .where(subscribers.c.id == subscriber_id)
-            .values(confirm_nonce=nonce, confirm_mailed_at=None)
-        )
-        return nonce
-
-    def unsubscribe(self, row, channel: str, ip=None, user_agent=None, detail=None) -> bool:
-        if row.status not in (ACTIVE, PENDING, BOUNCED):
-            return False
-        self.set_status(row.id, UNSUBSCRIBED)
-        self.event(row.id, EV_UNSUBSCRIBED, channel=channel, ip=ip, user_agent=user_agent, detail=detail)
-        return True
