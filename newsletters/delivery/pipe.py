@@ -104,6 +104,7 @@ class DeliveryPipe:
         limit: int | None = None,
         on_bounce: Callable[[int, str], None] | None = None,
         canonical: bool = False,
+        reserve: Callable[[object, list[int]], set[int]] | None = None,
     ):
         self.ledger = ledger
         self.run_id = run_id
@@ -117,6 +118,9 @@ class DeliveryPipe:
         self.claimable = claimable
         self.limit = limit
         self.on_bounce = on_bounce
+        # Several senders on one run (PostgreSQL, ``workers.SendWorker.reserve``): of each enqueued batch,
+        # the subscribers this process holds; the others are another sender's share.
+        self.reserve = reserve
         # compose() vouches for CRLF-only output (MessageFactory's is, by construction); each
         # worker still checks its first message, and one failure withdraws the promise.
         self.canonical = canonical
@@ -208,10 +212,16 @@ class DeliveryPipe:
             return
         with self.ledger.connect() as conn:
             states = self.ledger.enqueue(conn, self.run_id, [r.id for r in batch])
+            mine = None
+            if self.reserve is not None:
+                mine = self.reserve(conn, [r.id for r in batch if states[r.id][0] in self.claimable])
         for recipient in batch:
             state, _attempts = states[recipient.id]
             if state not in self.claimable:
                 self.stats.already[state] += 1
+                continue
+            if mine is not None and recipient.id not in mine:
+                self.stats.counts["elsewhere"] += 1  # another live sender's share
                 continue
             if self.limit is not None and self.stats.fed >= self.limit:
                 self.stats.limited = True
