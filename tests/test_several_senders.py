@@ -171,10 +171,11 @@ def test_the_rate_limit_holds_for_three_senders_together(postgres_site):
                     p.kill()
     for code, out, err in results:
         assert code == 0, out + err
-    (run,) = sends_json(site_dir)
-    assert sum(1 for w in run["workers"] if w["counts"].get("sent")) == 3  # all three sent
     times = sorted(t for ts in inbox.accepted_at.values() for t in ts)
     assert len(times) == count
     measured = (len(times) - 1) / (times[-1] - times[0])
-    assert measured <= rate * 1.10, f"{measured:.1f} messages/s against SEND_RATE={rate}"
+    print(f"three senders, SEND_RATE={rate}: {measured:.1f} messages/s at the server")
+    assert rate * 0.90 <= measured <= rate * 1.10, f"{measured:.1f} messages/s against SEND_RATE={rate}"
+    (run,) = sends_json(site_dir)
+    assert sum(1 for w in run["workers"] if w["counts"].get("sent")) == 3  # all three sent
 

@@ -200,8 +200,11 @@ class SendPlan:
             batch = max(10, min(1000, int(per_minute)))
         batches = self.handover.batches(batch)
         if worker is not None:
-            # Small batches: each is one share to reserve, so senders that join later still find some.
+            # Small batches: each is one share to reserve, so senders that join later still find some;
+            # under a rate limit, about two seconds of the whole send's rate.
             batch = min(batch, WORKER_BATCH)
+            if s.per_second:
+                batch = max(10, min(batch, int(2 * s.per_second)))
             batches = worker.passes(lambda: self.handover.batches(batch))
         pipe = DeliveryPipe(
             ledger=self.ledger,

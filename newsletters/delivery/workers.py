@@ -48,7 +48,7 @@ from .rate import RateLimiter
 RUN_NAMESPACE = 0x4E52  # "NR"
 WORKER_NAMESPACE = 0x4E57  # "NW"
 # How often a worker re-reads how many workers are alive, to take its share of the rate limit.
-RATE_REFRESH_SECONDS = 2.0
+RATE_REFRESH_SECONDS = 0.5
 ORPHAN_TEXT = "handed over by a sender that stopped before the server's reply was recorded"
 # Rows waiting for a handover; a dead worker's are given back to the others.
 WAITING = (QUEUED, DEFERRED, SKIPPED, UNKNOWN)
