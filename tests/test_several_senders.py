@@ -15,8 +15,11 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from foundation.tables import send_workers
+from foundation.tables import SENDABLE, SENDING, UNKNOWN, deliveries, send_workers
 from newsletters.config import Site
+from newsletters.delivery import open_ledger
+from newsletters.delivery.rate import RateLimiter
+from newsletters.delivery.workers import SendWorker, live_worker_ids
 from tests import send_fixtures
 from tests.postgres_server import fresh_database_url
 from tests.send_fixtures import (
@@ -116,6 +119,8 @@ def test_three_senders_share_a_run_one_is_killed_and_a_resume_serves_everyone_on
         shares = {w["pid"]: w["counts"].get("sent", 0) for w in run["workers"]}
         assert all(shares[p.pid] > 0 for p in senders), shares  # each sender sent some
         assert run["sent"] + unknown == SUBSCRIBERS
+        print(f"shares (sent per sender, the first killed): {[shares[p.pid] for p in senders]}, unknown {unknown}, "
+              f"exits {codes}")
         # Nobody got two copies before the resume: the shares never overlapped.
         assert max(after_kill.values()) == 1
 
@@ -153,6 +158,11 @@ def test_a_sender_that_joins_late_takes_a_share(postgres_site):
     assert shares[late.pid] > 0 and shares[first.pid] > 0, shares
     assert shares[late.pid] + shares[first.pid] == len(readers)
     assert inbox.copies() == Counter({address: 1 for address in readers})
+    listing = newsletter(site_dir, "sends")
+    assert listing.returncode == 0, listing.stderr
+    assert "2 sender(s)" in listing.stdout
+    for p in (first, late):
+        assert f"pid {p.pid}: done; {shares[p.pid]} sent" in listing.stdout
 
 
 def test_the_rate_limit_holds_for_three_senders_together(postgres_site):
@@ -179,3 +189,49 @@ def test_the_rate_limit_holds_for_three_senders_together(postgres_site):
     (run,) = sends_json(site_dir)
     assert sum(1 for w in run["workers"] if w["counts"].get("sent")) == 3  # all three sent
 
+
+
+def test_a_joining_sender_leaves_a_live_senders_messages_in_flight_alone(postgres_site):
+    """``start_session`` and the sweep turn ``sending`` into ``unknown`` only once its sender is gone."""
+    site_dir, _url = postgres_site
+    add_many(site_dir, 2)
+    with open_ledger(Site.load(site_dir)) as ledger:
+        engine = ledger.engine
+        run = ledger.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="", transport="t")
+        first = SendWorker.join(engine, "s", lambda latest: latest)
+        with ledger.connect() as conn:
+            ledger.enqueue(conn, run.id, [1, 2])
+            assert first.reserve(conn, [1, 2], SENDABLE) == {1, 2}
+            with conn.begin():
+                conn.execute(deliveries.update().where(deliveries.c.subscriber_id == 1).values(state=SENDING))
+        second = SendWorker.join(engine, "s", lambda latest: latest)
+        try:
+            with ledger.connect() as conn:
+                assert second.reserve(conn, [1, 2], SENDABLE) == set()  # the first one's share
+            live = live_worker_ids(run.id)
+            assert ledger.start_session(run.id, transport="t", content_digest="", live_workers=live) == 0
+            assert second.sweep().orphans == 0
+            assert ledger.state_of(run.id, 1) == SENDING
+
+            first.close()  # its process ends: the server drops its life lock
+            swept = second.sweep()
+            assert (swept.orphans, swept.released) == (1, 2)  # its message in flight, and its two rows
+            assert ledger.state_of(run.id, 1) == UNKNOWN
+            with ledger.connect() as conn:
+                assert second.reserve(conn, [1, 2], SENDABLE) == {2}  # the dead one's waiting row is free again
+        finally:
+            second.close()
+
+
+def test_a_senders_limiter_takes_its_share_of_the_rate_and_the_hour():
+    clock = [0.0]
+    limiter = RateLimiter(10, 90, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    limiter.share(3)  # three senders alive: 10/3 a second each, 30 an hour each
+    for _ in range(4):
+        limiter.acquire()
+    assert clock[0] == pytest.approx(0.9)  # slots at 0, 0.3, 0.6, 0.9
+    assert limiter.per_hour == 30
+    limiter.share(1)  # the others ended: the whole rate again
+    limiter.acquire()
+    limiter.acquire()
+    assert clock[0] == pytest.approx(1.3)  # the next slot 0.3 after 0.9 (taken before the change), then 0.1

@@ -50,7 +50,7 @@ WORKER_NAMESPACE = 0x4E57  # "NW"
 # How often a worker re-reads how many workers are alive, to take its share of the rate limit.
 RATE_REFRESH_SECONDS = 0.5
 ORPHAN_TEXT = "handed over by a sender that stopped before the server's reply was recorded"
-# Rows waiting for a handover; a dead worker's are given back to the others.
+# Rows not served yet; a dead worker's become anyone's (unknown ones for --resend-unknown).
 WAITING = (QUEUED, DEFERRED, SKIPPED, UNKNOWN)
 LEFT = (QUEUED, DEFERRED, SENDING, UNKNOWN)  # a worker's rows that keep its share from being done
 
@@ -74,7 +74,7 @@ def live_worker_ids(run_id) -> sa.Select:
 @dataclass(frozen=True)
 class Swept:
     orphans: int  # rows in ``sending`` of dead workers, now ``unknown``
-    released: int  # waiting rows dead workers had reserved, now anyone's
+    released: int  # rows dead workers had reserved and not served (waiting, or unknown), now anyone's
 
 
 class SendWorker:
@@ -118,8 +118,10 @@ class SendWorker:
         return cls(engine, conn, run_id, worker_id, slug)
 
     def close(self) -> None:
-        """Leave: dropping the connection drops the life lock."""
+        """Leave: ending the session drops the life lock (invalidated, not returned to the pool, where
+        the session and its lock would live on)."""
         try:
+            self.conn.invalidate()
             self.conn.close()
         except Exception:
             pass
@@ -173,12 +175,14 @@ class SendWorker:
             ).rowcount
             released = 0
             if dead:
-                released = conn.execute(
-                    deliveries.update()
-                    .where(deliveries.c.run_id == self.run_id, deliveries.c.worker_id.in_(dead),
-                           deliveries.c.state.in_(WAITING))
-                    .values(worker_id=None)
-                ).rowcount
+                # Marked dead, their rows are anyone's to reserve (``reserve``); they keep their worker_id
+                # until then, so the report still says whose messages ended unknown.
+                released = conn.scalar(
+                    sa.select(sa.func.count()).where(
+                        deliveries.c.run_id == self.run_id, deliveries.c.worker_id.in_(dead),
+                        deliveries.c.state.in_(WAITING),
+                    )
+                )
                 conn.execute(
                     send_workers.update().where(send_workers.c.id.in_(dead)).values(status=WORKER_DEAD, finished_at=now)
                 )
