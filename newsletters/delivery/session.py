@@ -4,7 +4,9 @@
 counts, settings) and takes the database's send lock (``lock``); the CLI shows
 the plan, asks, and calls ``SendPlan.execute``. The lock is what lets a new
 process read a row left in ``sending`` as "the last process died mid-handover"
-rather than "someone is sending it right now".
+rather than "someone is sending it right now". On PostgreSQL there is no such
+lock: ``execute`` joins the issue's run as one of possibly several senders, and
+liveness is per sender (``workers``).
 """
 
 from __future__ import annotations
