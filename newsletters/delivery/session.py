@@ -57,8 +57,10 @@ def message_id(run: Run, subscriber_id: int, domain: str) -> str:
     return f"<{run.issue_slug}.{run.id}.{digest}@{domain}>"
 
 
-# PostgreSQL with several senders: subscribers read, enqueued and reserved at a time (one sender's share).
-WORKER_BATCH = 200
+# PostgreSQL with several senders: subscribers reserved at a time, of a batch read and enqueued (one share).
+# The batch stays as large as with one sender: each read is a list query whose cost hardly depends on its size
+# (measured: batches of 200 made one sender on PostgreSQL 0.59x its SQLite speed, against 0.77x with 1,000).
+WORKER_CHUNK = 200
 
 
 def claimable_states(resend_unknown: bool) -> tuple[str, ...]:
@@ -201,13 +203,13 @@ class SendPlan:
             per_minute = 60 * min(s.per_second or 1e9, (s.per_hour or 1e9) / 3600)
             batch = max(10, min(1000, int(per_minute)))
         batches = self.handover.batches(batch)
+        chunk = WORKER_CHUNK
         if worker is not None:
-            # Small batches: each is one share to reserve, so senders that join later still find some;
-            # under a rate limit, about two seconds of the whole send's rate.
-            batch = min(batch, WORKER_BATCH)
-            if s.per_second:
-                batch = max(10, min(batch, int(2 * s.per_second)))
             batches = worker.passes(lambda: self.handover.batches(batch))
+            # Small shares, so senders that join later still find some: under a rate limit, about two
+            # seconds of the whole send's rate.
+            if s.per_second:
+                chunk = max(10, min(chunk, int(2 * s.per_second)))
         pipe = DeliveryPipe(
             ledger=self.ledger,
             run_id=run.id,
@@ -224,6 +226,7 @@ class SendPlan:
             on_bounce=bounce,
             canonical=True,  # MessageFactory writes CRLF only; DKIM signing keeps it so
             reserve=(lambda conn, ids: worker.reserve(conn, ids, self.claimable)) if worker else None,
+            reserve_chunk=chunk,
         )
         shared_rate = SharedRate(worker, limiter) if worker is not None else nullcontext()
         with _graceful_stop(pipe, enabled=handle_signals), shared_rate:  # ours while the run is marked and reported
