@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/send.py [-n 10000] [--connections 4] [--naive 40] [--memory 1000,100000]
                                    [--database sqlite|postgresql|both]
+    .venv/bin/python bench/send.py --senders 1,2,4 [-n 2000] [--connections 4] [--delay 0.05]
 
 All in one run, to a minimal SMTP sink in another process (bench/smtp_sink.py):
 
@@ -20,6 +21,12 @@ With ``--database postgresql`` the ledger lives on a throwaway PostgreSQL starte
 for the run (bench/postgres_server.py, as the tests start it: initdb into a
 temporary folder, loopback only; a fresh database per site); ``both`` runs ours
 on SQLite and on PostgreSQL in the same run and prints PostgreSQL / SQLite.
+
+``--senders 1,2,4`` measures only this: on a throwaway PostgreSQL, N senders
+(processes, started together, each ``prepare_send`` + ``execute``) share one
+run of N subscribers to a sink that takes ``--delay`` seconds per message;
+throughput is the list over the time from the first sender starting its send
+to the last one ending, printed with its ratio to one sender's.
 
 Targets: ours >= 0.8x the limit, >= 20x the naive loop, peak growth <= 20 MB;
 on PostgreSQL >= 0.8x ours on SQLite.
@@ -96,8 +103,9 @@ def add_subscribers(site_dir: Path, count: int) -> None:
             )
 
 
-def start_sink() -> tuple[subprocess.Popen, int]:
-    sink = subprocess.Popen([sys.executable, str(ROOT / "bench" / "smtp_sink.py")], stdout=subprocess.PIPE, text=True)
+def start_sink(delay: float = 0.0) -> tuple[subprocess.Popen, int]:
+    sink = subprocess.Popen([sys.executable, str(ROOT / "bench" / "smtp_sink.py"), "--delay", str(delay)],
+                            stdout=subprocess.PIPE, text=True)
     return sink, int(sink.stdout.readline().split()[1])
 
 
@@ -118,9 +126,11 @@ def child_send(site_dir: str) -> None:
     with prepare_send(site, ISSUE) as plan:
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        wall0 = time.time()
         t0 = time.perf_counter()
         report = plan.execute(handle_signals=False)
         seconds = time.perf_counter() - t0
+        wall1 = time.time()
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     print(
         json.dumps(
@@ -128,6 +138,9 @@ def child_send(site_dir: str) -> None:
                 "seconds": seconds,
                 "cpu_seconds": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime),
                 "summary": report.summary,
+                "session_sent": report.session.get("sent", 0),
+                "started": wall0,
+                "ended": wall1,
                 "rss_before_kb": rss_before,
                 "rss_peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             }
@@ -142,6 +155,45 @@ def run_ours(site_dir: Path) -> dict:
     if result.returncode != 0:
         raise SystemExit(f"the send failed:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_senders(site_dir: Path, senders: int) -> tuple[float, list[int]]:
+    """N senders started together on one site (one PostgreSQL run): seconds from first start to last end, shares."""
+    children = [
+        subprocess.Popen([sys.executable, __file__, "--child", str(site_dir)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=site_dir)
+        for _ in range(senders)
+    ]
+    results = []
+    for child in children:
+        out, err = child.communicate(timeout=3600)
+        if child.returncode != 0:
+            raise SystemExit(f"a sender failed:\n{err}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    seconds = max(r["ended"] for r in results) - min(r["started"] for r in results)
+    return seconds, [r["session_sent"] for r in results]
+
+
+def main_senders(counts: list[int], n: int, connections: int, delay: float) -> None:
+    """Throughput of 1, 2, … senders on one PostgreSQL run against a sink that takes ``delay`` per message."""
+    sink, port = start_sink(delay)
+    rates = {}
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: print(f"\nthe sink received {stop_sink(sink)} messages in all"))
+        postgres = stack.enter_context(TemporaryPostgres(durable=True))
+        with tempfile.TemporaryDirectory(prefix="bench-senders-") as tmp:
+            for k, senders in enumerate(counts):
+                print(f"setting up {n} subscribers for {senders} sender(s) …", flush=True)
+                site_dir = make_site(Path(tmp) / f"s{k}", port, connections, n, postgres.create_database(f"senders_{k}"))
+                seconds, shares = run_senders(site_dir, senders)
+                assert sum(shares) == n, shares
+                rates[senders] = n / seconds
+                print(f"  {senders} sender(s) x {connections} connections: {rates[senders]:.0f} msg/s "
+                      f"({seconds:.1f} s; shares {shares})", flush=True)
+    base = rates[counts[0]] / counts[0]
+    print(f"\nsink delay {delay * 1000:.0f} ms per message, {n} messages, {connections} connections per sender")
+    for senders, rate in rates.items():
+        print(f"{senders} sender(s): {rate:6.0f} msg/s = {rate / base / senders:.2f} x linear   (target >= 0.8)")
 
 
 # -- 2: the limit -------------------------------------------------------------------------
@@ -227,10 +279,14 @@ def main() -> None:
     parser.add_argument("--memory", default="1000,100000", help="two list sizes for the memory test ('' to skip)")
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="sqlite",
                         help="where the ledger lives: a SQLite file, a throwaway PostgreSQL, or each in turn")
+    parser.add_argument("--senders", help="e.g. 1,2,4: only measure several senders on one PostgreSQL run")
+    parser.add_argument("--delay", type=float, default=0.05, help="--senders: the sink's seconds per message")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child_send(args.child)
+    if args.senders:
+        return main_senders([int(x) for x in args.senders.split(",")], args.n, args.connections, args.delay)
 
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     sink, port = start_sink()

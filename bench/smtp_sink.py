@@ -1,12 +1,14 @@
 """A minimal SMTP sink: reads every message and throws it away, as fast as it can.
 
-    python bench/smtp_sink.py [--port 0]
+    python bench/smtp_sink.py [--port 0] [--delay 0.05]
 
 Prints ``PORT <n>`` once listening; on SIGTERM or Ctrl-C prints ``RECEIVED <n>``
 and exits. One thread per connection, blocking sockets, no parsing beyond what
 SMTP needs: aiosmtpd tops out near 550-770 messages/s on this machine and would
 measure itself instead of the sender. Like every real MTA it offers PIPELINING.
 It is a benchmark target, not a server: it accepts anything from anyone.
+``--delay S`` holds each end-of-data reply S seconds (that connection only): a
+relay that takes its time per message, as real ones do.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 received = 0
+delay = 0.0
 lock = threading.Lock()
 
 EHLO = b"250-sink.example.org\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n"
@@ -50,6 +54,8 @@ def serve(conn: socket.socket) -> None:
                     del buf[: end + 5]
                     in_data = False
                     count += 1
+                    if delay:
+                        time.sleep(delay)
                     out += b"250 2.0.0 ok\r\n"
                     continue
                 nl = buf.find(b"\n")
@@ -86,7 +92,10 @@ def _pending_line(buf: bytearray, in_data: bool) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each end-of-data reply")
     args = parser.parse_args()
+    global delay
+    delay = args.delay
     server = socket.create_server(("127.0.0.1", args.port), backlog=128)
     print(f"PORT {server.getsockname()[1]}", flush=True)
 

@@ -196,6 +196,8 @@ deliveries = sa.Table(
     sa.Column("queued_at", UTCDateTime, nullable=False),
     sa.Column("handed_at", UTCDateTime, nullable=True),  # last claim: the rate window counts these
     sa.Column("done_at", UTCDateTime, nullable=True),
+    # PostgreSQL, several senders: the send_workers row that reserved this row (None: nobody yet, or SQLite).
+    sa.Column("worker_id", sa.Integer, nullable=True),
     sa.UniqueConstraint("run_id", "subscriber_id", name="uq_deliveries_run_id_subscriber_id"),
     sa.Index("ix_deliveries_run_id_state", "run_id", "state"),
     sa.Index("ix_deliveries_handed_at", "handed_at"),
@@ -204,6 +206,22 @@ deliveries = sa.Table(
     ),
 )
 
+
+# -- several senders on one PostgreSQL: one row per ``newsletter send`` process that joined a run -----------
+WORKER_RUNNING, WORKER_DEAD = "running", "dead"  # else the status it ended with (done, incomplete, ...)
+
+send_workers = sa.Table(
+    "send_workers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("send_runs.id"), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Index("ix_send_workers_run_id", "run_id"),
+)
 
 # -- staff review: accounts, their sign-in sessions, and what they did to an issue -------
 # Staff are not subscribers: they sign in to the staff pages of `newsletter serve`

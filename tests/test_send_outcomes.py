@@ -164,7 +164,8 @@ def test_a_full_disk_is_said_in_one_line_and_the_send_resumes_once_space_is_free
         with sqlite3.connect(database) as db:  # an empty WAL: the next write must grow a file
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         filler = disk / "filler"
-        with open(filler, "wb") as handle:  # take every byte the disk has left
+        # Unbuffered: a buffered file keeps the tail of a partial write and fails again when closed.
+        with open(filler, "wb", buffering=0) as handle:  # take every byte the disk has left
             try:
                 while True:
                     handle.write(b"\0" * 65536)

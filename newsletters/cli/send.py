@@ -60,7 +60,10 @@ def send(
 
     Exit status: 0 when everyone eligible has been served; 3 when anyone is left
     deferred, of unknown fate or not sent yet (run it again later); 1 on an
-    error; 130 after Ctrl-C.
+    error; 130 after Ctrl-C. On PostgreSQL several senders started with the
+    same ISSUE join one run and split it; one that ends while others still run
+    exits 0 when its own share is served, 3 when rows of its share are left
+    (deferred or unknown); the last one exits as above for the whole run.
     """
     console = _console()
     site = ctx.site
@@ -207,6 +210,11 @@ def _show_report(console: Console, report, issue: str) -> None:
     if report.not_sent_yet:
         table.add_row("not sent yet", str(report.not_sent_yet), "")
     console.print(table)
+    if report.workers:
+        _show_workers(console, report.workers, mine=report.worker)
+    if report.others_running:
+        console.print(f"This sender's share is {report.status}; other senders are still running this run, "
+                      "and the last of them writes its final status.")
     if report.orphans:
         console.print(
             f"{report.orphans} message(s) were being handed over when an earlier send stopped; they are now unknown."
@@ -268,8 +276,21 @@ def sends(ctx: Context, as_json: bool) -> None:
         )
     console.print(table)
     for r in runs:
+        if r.workers:
+            console.print(f"run #{r.run.id}: {len(r.workers)} sender(s)")
+            _show_workers(console, r.workers, indent="  ")
+    for r in runs:
         for warning in r.bounces.get("warnings", []):
             console.print(f"[yellow]run #{r.run.id}: {escape(warning)}[/]")
+
+
+def _show_workers(console: Console, workers: list[dict], mine: int | None = None, indent: str = "") -> None:
+    """One line per sender of a run (several senders on one PostgreSQL): host, pid, status, its rows' counts."""
+    for w in workers:
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(w["counts"].items())) or "nothing yet"
+        this = " (this one)" if w["worker"] == mine else ""
+        console.print(f"{indent}sender {w['worker']} on {escape(w['host'])}, pid {w['pid']}: {w['status']}{this}; "
+                      f"{escape(counts)}")
 
 
 def _count_and_rate(figures: dict, kind: str) -> str:

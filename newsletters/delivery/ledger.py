@@ -137,17 +137,24 @@ class Ledger:
             ).inserted_primary_key[0]
         return self.get_run(run_id)
 
-    def start_session(self, run_id: int, *, transport: str, content_digest: str) -> int:
+    def start_session(
+        self, run_id: int, *, transport: str, content_digest: str, live_workers: sa.Select | None = None
+    ) -> int:
         """Mark the run as running again; rows a dead process left in ``sending`` become ``unknown``.
 
         Only call this holding the site's send lock: then no live process is
         handing any of them over, and "sending" can only mean "died mid-handover".
+        With several senders (PostgreSQL, ``workers``) ``live_workers`` selects
+        the ids of the run's workers alive now: their rows are theirs, not orphans.
         """
         now = utcnow()
+        in_flight = [deliveries.c.run_id == run_id, deliveries.c.state == SENDING]
+        if live_workers is not None:
+            in_flight.append(sa.or_(deliveries.c.worker_id.is_(None), deliveries.c.worker_id.not_in(live_workers)))
         with self.connect() as conn, conn.begin():
             orphans = conn.execute(
                 deliveries.update()
-                .where(deliveries.c.run_id == run_id, deliveries.c.state == SENDING)
+                .where(*in_flight)
                 .values(
                     state=UNKNOWN,
                     reply_text="handed over by a process that stopped before the server's reply was recorded",
@@ -346,7 +353,8 @@ def _insert_queued(run_id: int, subscriber_ids: list[int], now: datetime) -> sa.
     ids = sa.func.unnest(sa.bindparam("ids", subscriber_ids, type_=postgresql.ARRAY(sa.Integer)))
     rows = sa.select(sa.literal(run_id), ids, sa.literal(QUEUED), sa.literal(0), sa.literal(now, deliveries.c.queued_at.type))
     columns = ["run_id", "subscriber_id", "state", "attempts", "queued_at"]
-    return deliveries.insert().from_select(columns, rows)
+    # Several senders enqueue the same batch: a row another one inserted meanwhile is theirs, not an error.
+    return postgresql.insert(deliveries).from_select(columns, rows).on_conflict_do_nothing()
 
 
 def hour_ago() -> datetime:

@@ -11,6 +11,8 @@ started from the same site folder:
   even on SIGKILL.
 * PostgreSQL: a session advisory lock held on a connection of its own; the
   server drops it when that connection ends, which a killed process's does.
+  ``newsletter send`` no longer takes it: on PostgreSQL several senders join
+  one run, each with a lock of its own (``workers``).
 """
 
 from __future__ import annotations

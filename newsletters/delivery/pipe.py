@@ -104,6 +104,8 @@ class DeliveryPipe:
         limit: int | None = None,
         on_bounce: Callable[[int, str], None] | None = None,
         canonical: bool = False,
+        reserve: Callable[[object, list[int]], set[int]] | None = None,
+        reserve_chunk: int = 200,
     ):
         self.ledger = ledger
         self.run_id = run_id
@@ -117,6 +119,11 @@ class DeliveryPipe:
         self.claimable = claimable
         self.limit = limit
         self.on_bounce = on_bounce
+        # Several senders on one run (PostgreSQL, ``workers.SendWorker.reserve``): of each enqueued batch,
+        # the subscribers this process holds; the others are another sender's share.
+        self.reserve = reserve
+        self.reserve_chunk = max(1, reserve_chunk)
+        self._unreserved: collections.deque[Work] = collections.deque()  # enqueued, claimable, not reserved yet
         # compose() vouches for CRLF-only output (MessageFactory's is, by construction); each
         # worker still checks its first message, and one failure withdraws the promise.
         self.canonical = canonical
@@ -188,10 +195,13 @@ class DeliveryPipe:
         """
         with self._source_lock:
             while not self._buffer:
-                if self._source_done or self._stop.is_set():
+                if self._stop.is_set() or (self._source_done and not self._unreserved):
                     return None
                 try:
-                    self._load_batch()
+                    if self._unreserved:
+                        self._reserve_next()
+                    else:
+                        self._load_batch()
                 except NewsletterError as exc:
                     self._source_done = True
                     self._abort(exc)
@@ -213,11 +223,35 @@ class DeliveryPipe:
             if state not in self.claimable:
                 self.stats.already[state] += 1
                 continue
+            if self.reserve is not None:  # reserved a chunk at a time, when the buffer runs dry
+                self._unreserved.append(Work(recipient, state))
+                continue
             if self.limit is not None and self.stats.fed >= self.limit:
                 self.stats.limited = True
                 self._source_done = True
                 return
             self._buffer.append(Work(recipient, state))
+            self.stats.fed += 1
+
+    def _reserve_next(self) -> None:
+        """Reserve the next chunk of the enqueued batch: what another live sender holds is its share.
+
+        A chunk, not the whole batch, so the batch read (a list query per
+        thousand) stays large while senders split the list finely.
+        """
+        chunk = [self._unreserved.popleft() for _ in range(min(self.reserve_chunk, len(self._unreserved)))]
+        with self.ledger.connect() as conn:
+            mine = self.reserve(conn, [work.recipient.id for work in chunk])
+        for work in chunk:
+            if work.recipient.id not in mine:
+                self.stats.counts["elsewhere"] += 1  # another live sender's share
+                continue
+            if self.limit is not None and self.stats.fed >= self.limit:
+                self.stats.limited = True
+                self._source_done = True
+                self._unreserved.clear()
+                return
+            self._buffer.append(work)
             self.stats.fed += 1
 
     # -- workers ---------------------------------------------------------------------

@@ -38,6 +38,7 @@ class RateLimiter:
             raise ValueError("per_hour must be positive")
         self.interval = 1.0 / per_second if per_second else 0.0
         self.per_hour = per_hour
+        self._total = (self.interval, per_hour)  # the configured limits, before any share()
         self.clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -52,6 +53,18 @@ class RateLimiter:
         now_mono, now_wall = clock(), time.time()
         recent = [now_mono - (now_wall - t.timestamp()) for t in handed_at]
         return cls(per_second, per_hour, recent=recent, **kw)
+
+    def share(self, workers: int) -> None:
+        """Take 1/``workers`` of the configured limits: several senders of one run hold them together.
+
+        The hourly window keeps the handovers it already counted, so a share
+        that shrinks is never exceeded by what this worker did before.
+        """
+        interval, per_hour = self._total
+        workers = max(1, workers)
+        with self._lock:
+            self.interval = interval * workers
+            self.per_hour = max(1, per_hour // workers) if per_hour else per_hour
 
     @property
     def limited(self) -> bool:

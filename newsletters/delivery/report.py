@@ -18,6 +18,7 @@ from ..bounces.tally import bounce_figures, run_bounce_counts
 from ..build import write_atomically
 from .ledger import BOUNCED, DEFERRED, FAILED, QUEUED, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Run
 from .pipe import SessionStats
+from .workers import worker_counts
 
 # The summary everyone sees; "failed" includes the bounced.
 SUMMARY_KEYS = ("sent", "deferred", "failed", "skipped", "unknown")
@@ -49,6 +50,11 @@ class SendReport:
     resume_hints: list[str] = field(default_factory=list)
     review: dict | None = None  # who approved this content and when, when the site requires a review
     bounces: dict = field(default_factory=dict)  # hard, soft, complaint reported later, rates, warnings (tally)
+    # Several senders on one PostgreSQL (``workers``): this sender's id, whether others still run the run
+    # (then ``status`` is this sender's share, not the run's), and every sender of the run with its counts.
+    worker: int | None = None
+    others_running: bool = False
+    workers: list[dict] = field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -92,6 +98,9 @@ class SendReport:
             "next_steps": self.resume_hints,
             "review": self.review,
             "not_sent": self.not_sent,
+            "worker": self.worker,
+            "others_running": self.others_running,
+            "workers": self.workers,
         }
 
 
@@ -185,6 +194,7 @@ class RunSummary:
     queued: int  # eligible, not sent yet: queued rows, plus (latest run of an issue) those not queued yet
     report: Path
     bounces: dict = field(default_factory=dict)  # bounce_figures: hard, soft, complaint, their rates, warnings
+    workers: list[dict] = field(default_factory=list)  # several senders (PostgreSQL): each with host, pid, counts
 
     def to_json(self) -> dict:
         """One row of ``newsletter sends --json``: flat, so scripts need no nested lookups."""
@@ -200,6 +210,7 @@ class RunSummary:
             **{k: v for k, v in self.bounces.items() if k != "warnings"},
             "warnings": self.bounces.get("warnings", []),
             "report": str(self.report),
+            "workers": self.workers,
         }
 
 
@@ -224,5 +235,7 @@ def list_runs(ledger: Ledger, reports_dir: Path) -> list[RunSummary]:
             waiting = counts.get(QUEUED, 0)
         summary = summarize(counts)
         figures = bounce_figures(bounced.get(run.id), summary["sent"])
-        out.append(RunSummary(run, summary, waiting, report_path(reports_dir, run), figures))
+        with ledger.engine.connect() as conn:
+            workers = worker_counts(conn, run.id)
+        out.append(RunSummary(run, summary, waiting, report_path(reports_dir, run), figures, workers))
     return out

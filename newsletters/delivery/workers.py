@@ -1,0 +1,284 @@
+"""Several senders on one PostgreSQL: each ``newsletter send`` joins the issue's run as a worker.
+
+PostgreSQL itself is the coordinator; there is no other server:
+
+* **Joining.** The run is found or created under a transaction-level advisory
+  lock on the issue slug, so senders started together join one run. Each
+  worker has a ``send_workers`` row (host, pid, status).
+* **Liveness.** A worker holds a session advisory lock keyed by its id, on a
+  connection of its own, for its whole life. The server drops it when that
+  connection ends, which a killed process's does (SIGKILL included). "Alive"
+  is read from ``pg_locks``: no lease to renew, no clock to trust.
+* **Shares.** After a batch is enqueued (``ON CONFLICT``-safe: the unnest
+  INSERT of rows not yet there), a worker *reserves* the batch's sendable rows
+  not held by another live worker (``FOR UPDATE SKIP LOCKED``: two workers
+  never wait for each other) and sends only those. The claim itself is the
+  list's, unchanged: consent is still re-judged at the instant of sending.
+* **Sweeping.** Rows held by a worker that is no longer alive are released:
+  its ``sending`` rows become ``unknown`` (at most one per connection it had),
+  its reserved waiting rows go back to everyone. A live worker's rows are never
+  touched. A worker sweeps when it joins and when its pass ends (and reads the
+  list again if anything was released).
+* **The end.** Only the last live worker of a run writes the run's final
+  status; the others record their own and leave the run ``running``.
+
+SQLite keeps one sender per database file (``lock.SendLock``); none of this runs there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from foundation.tables import (
+    DEFERRED, QUEUED, SENDING, SKIPPED, UNKNOWN, WORKER_DEAD, WORKER_RUNNING, deliveries, send_runs, send_workers,
+    utcnow,
+)
+
+from .rate import RateLimiter
+
+# Advisory lock namespaces (the first of the two int4 keys): the issue slug's run, and one worker's life.
+RUN_NAMESPACE = 0x4E52  # "NR"
+WORKER_NAMESPACE = 0x4E57  # "NW"
+# How often a worker re-reads how many workers are alive, to take its share of the rate limit.
+RATE_REFRESH_SECONDS = 0.5
+ORPHAN_TEXT = "handed over by a sender that stopped before the server's reply was recorded"
+# Rows not served yet; a dead worker's become anyone's (unknown ones for --resend-unknown).
+WAITING = (QUEUED, DEFERRED, SKIPPED, UNKNOWN)
+LEFT = (QUEUED, DEFERRED, SENDING, UNKNOWN)  # a worker's rows that keep its share from being done
+
+
+def uses_workers(engine: sa.Engine) -> bool:
+    """Several senders per run only on PostgreSQL; SQLite is one machine's file, one sender."""
+    return engine.dialect.name == "postgresql"
+
+
+def live_worker_ids(run_id) -> sa.Select:
+    """Ids of the run's workers whose life lock is held right now (their process is alive)."""
+    held = sa.text(
+        "EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+        f"AND l.classid = {WORKER_NAMESPACE} AND l.objid::bigint = send_workers.id)"
+    )
+    return sa.select(send_workers.c.id).where(
+        send_workers.c.run_id == run_id, send_workers.c.status == WORKER_RUNNING, held
+    )
+
+
+@dataclass(frozen=True)
+class Swept:
+    orphans: int  # rows in ``sending`` of dead workers, now ``unknown``
+    released: int  # rows dead workers had reserved and not served (waiting, or unknown), now anyone's
+
+
+class SendWorker:
+    """This process as one worker of a run: its row, its life lock, its share."""
+
+    def __init__(self, engine: sa.Engine, conn: sa.Connection, run_id: int, worker_id: int, slug: str):
+        self.engine = engine
+        self.conn = conn  # holds the life lock; used for nothing slow
+        self.run_id = run_id
+        self.id = worker_id
+        self.slug = slug
+        self._reserve_sql: dict[tuple, sa.Update] = {}
+
+    @classmethod
+    def join(cls, engine: sa.Engine, slug: str, choose_run: Callable[[int | None], int]) -> "SendWorker":
+        """Find or create the run and register as its worker, in one transaction under the slug's lock.
+
+        ``choose_run(latest_run_id)`` returns the run
+        to join (creating one if it must); it runs while the lock is held, so a
+        second sender starting at the same moment waits and then joins it.
+        """
+        conn = engine.connect()
+        try:
+            with conn.begin():
+                _lock_slug(conn, slug)
+                latest = conn.scalar(
+                    sa.select(sa.func.max(send_runs.c.id)).where(send_runs.c.issue_slug == slug)
+                )
+                run_id = choose_run(latest)
+                worker_id = conn.execute(
+                    send_workers.insert().values(
+                        run_id=run_id, host=socket.gethostname()[:255], pid=os.getpid(), started_at=utcnow(),
+                        status=WORKER_RUNNING,
+                    ).returning(send_workers.c.id)
+                ).scalar_one()
+                # Session-level: outlives this transaction, ends with the connection (or the process).
+                conn.execute(sa.text("SELECT pg_advisory_lock(:ns, :id)"), {"ns": WORKER_NAMESPACE, "id": worker_id})
+        except BaseException:
+            conn.close()
+            raise
+        return cls(engine, conn, run_id, worker_id, slug)
+
+    def close(self) -> None:
+        """Leave: ending the session drops the life lock (invalidated, not returned to the pool, where
+        the session and its lock would live on)."""
+        try:
+            self.conn.invalidate()
+            self.conn.close()
+        except Exception:
+            pass
+
+    # -- the share ---------------------------------------------------------------------
+    def reserve(self, conn: sa.Connection, subscriber_ids: Sequence[int], claimable: tuple[str, ...]) -> set[int]:
+        """Of these (enqueued) subscribers, the ones this worker now holds: free, ours, or a finished worker's."""
+        if not subscriber_ids:
+            return set()
+        statement = self._reserve_sql.get(claimable)
+        if statement is None:
+            ended = sa.select(send_workers.c.id).where(
+                send_workers.c.run_id == self.run_id, send_workers.c.status != WORKER_RUNNING
+            )
+            free = (
+                sa.select(deliveries.c.id)
+                .where(
+                    deliveries.c.run_id == self.run_id,
+                    deliveries.c.subscriber_id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer))),
+                    deliveries.c.state.in_(claimable),
+                    sa.or_(deliveries.c.worker_id.is_(None), deliveries.c.worker_id == self.id,
+                           deliveries.c.worker_id.in_(ended)),
+                )
+                .with_for_update(skip_locked=True)
+            )
+            statement = self._reserve_sql[claimable] = (
+                deliveries.update()
+                .where(deliveries.c.id.in_(free.scalar_subquery()))
+                .values(worker_id=self.id)
+                .returning(deliveries.c.subscriber_id)
+            )
+        with conn.begin():
+            return set(conn.scalars(statement, {"ids": list(subscriber_ids)}))
+
+    def sweep(self) -> Swept:
+        """Release what workers that are no longer alive held; never a live worker's rows."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            live = [self.id, *conn.scalars(live_worker_ids(self.run_id))]
+            dead = list(conn.scalars(
+                sa.select(send_workers.c.id)
+                .where(send_workers.c.run_id == self.run_id, send_workers.c.status == WORKER_RUNNING,
+                       send_workers.c.id.not_in(live))
+                .with_for_update(skip_locked=True)
+            ))
+            not_live = sa.or_(deliveries.c.worker_id.is_(None), deliveries.c.worker_id.not_in(live))
+            orphans = conn.execute(
+                deliveries.update()
+                .where(deliveries.c.run_id == self.run_id, deliveries.c.state == SENDING, not_live)
+                .values(state=UNKNOWN, reply_text=ORPHAN_TEXT, done_at=now)
+            ).rowcount
+            released = 0
+            if dead:
+                # Marked dead, their rows are anyone's to reserve (``reserve``); they keep their worker_id
+                # until then, so the report still says whose messages ended unknown.
+                released = conn.scalar(
+                    sa.select(sa.func.count()).where(
+                        deliveries.c.run_id == self.run_id, deliveries.c.worker_id.in_(dead),
+                        deliveries.c.state.in_(WAITING),
+                    )
+                )
+                conn.execute(
+                    send_workers.update().where(send_workers.c.id.in_(dead)).values(status=WORKER_DEAD, finished_at=now)
+                )
+        return Swept(orphans, released)
+
+    def passes(self, read_list: Callable[[], Iterator[list]]) -> Iterator[list]:
+        """The list, read again after a pass whenever the sweep at its end gave rows back."""
+        while True:
+            yield from read_list()
+            if not self.sweep().released:
+                return
+
+    # -- the others --------------------------------------------------------------------
+    def live_count(self) -> int:
+        with self.engine.connect() as conn:
+            return max(1, conn.scalar(sa.select(sa.func.count()).select_from(live_worker_ids(self.run_id).subquery())))
+
+    def rows_left(self) -> int:
+        """This worker's rows not served yet (waiting, in flight, or of unknown fate)."""
+        query = sa.select(sa.func.count()).where(
+            deliveries.c.run_id == self.run_id, deliveries.c.worker_id == self.id, deliveries.c.state.in_(LEFT)
+        )
+        with self.engine.connect() as conn:
+            return conn.scalar(query)
+
+    @contextmanager
+    def last_word(self, status: str) -> Iterator[bool]:
+        """Record this worker's end; yield True when no other worker of the run is alive.
+
+        Held under the slug's lock (until the block ends), so two workers ending
+        together cannot both think the other will write the run's status, and a
+        sender joining meanwhile waits until the run's status is written.
+        """
+        with self.conn.begin():
+            _lock_slug(self.conn, self.slug)
+            self.conn.execute(
+                send_workers.update().where(send_workers.c.id == self.id).values(status=status, finished_at=utcnow())
+            )
+            others = self.conn.scalar(
+                sa.select(sa.func.count()).select_from(live_worker_ids(self.run_id).subquery())
+            )
+            yield not others
+
+
+class SharedRate:
+    """Keeps this worker's limiter at its share of SEND_RATE / SEND_MAX_PER_HOUR: the total divided by the
+    workers alive, re-read every ``RATE_REFRESH_SECONDS`` (a worker joining or ending shifts the shares)."""
+
+    def __init__(self, worker: SendWorker, limiter: RateLimiter, interval: float = RATE_REFRESH_SECONDS):
+        self.worker = worker
+        self.limiter = limiter
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="send-rate-share", daemon=True)
+
+    def __enter__(self) -> "SharedRate":
+        if self.limiter.limited:
+            self.limiter.share(self.worker.live_count())
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.limiter.share(self.worker.live_count())
+            except Exception:
+                pass  # a failed read keeps the last share: still within the limit with the same workers
+
+
+def worker_counts(conn: sa.Connection, run_id: int) -> list[dict]:
+    """Each worker of a run with what its rows came to (for ``newsletter sends`` and the report)."""
+    workers = conn.execute(
+        sa.select(send_workers).where(send_workers.c.run_id == run_id).order_by(send_workers.c.id)
+    ).all()
+    if not workers:
+        return []
+    counts: dict[int, dict[str, int]] = {}
+    query = (
+        sa.select(deliveries.c.worker_id, deliveries.c.state, sa.func.count())
+        .where(deliveries.c.run_id == run_id, deliveries.c.worker_id.is_not(None))
+        .group_by(deliveries.c.worker_id, deliveries.c.state)
+    )
+    for worker_id, state, n in conn.execute(query):
+        counts.setdefault(worker_id, {})[state] = n
+    return [
+        {
+            "worker": w.id, "host": w.host, "pid": w.pid, "status": w.status,
+            "started_at": w.started_at.isoformat(), "finished_at": w.finished_at.isoformat() if w.finished_at else None,
+            "counts": counts.get(w.id, {}),
+        }
+        for w in workers
+    ]
+
+
+def _lock_slug(conn: sa.Connection, slug: str) -> None:
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:slug))"), {"ns": RUN_NAMESPACE, "slug": slug})

@@ -1,0 +1,237 @@
+"""Several senders on one PostgreSQL: ``newsletter send ISSUE --yes`` started three times shares one run.
+
+The real command in separate processes, the session's throwaway PostgreSQL
+(its URL in the site's .env, so every process shares it), and an aiosmtpd
+server that takes a little while per message, as a real relay does.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from foundation.tables import SENDABLE, SENDING, UNKNOWN, deliveries, send_workers
+from newsletters.config import Site
+from newsletters.delivery import open_ledger
+from newsletters.delivery.rate import RateLimiter
+from newsletters.delivery.workers import SendWorker, live_worker_ids
+from tests import send_fixtures
+from tests.postgres_server import fresh_database_url
+from tests.send_fixtures import (
+    ISSUE, add_ineligible, add_subscribers, make_send_site, newsletter, smtp_settings, start_newsletter,
+)
+from tests.smtp_servers import Inbox, _sleep, smtp_server
+
+SUBSCRIBERS = 1500
+CONNECTIONS = 2  # per sender: what a killed sender may leave of unknown fate
+
+
+class SlowInbox(Inbox):
+    """An Inbox that takes ``delay`` seconds before answering each end of data (a relay's own work)."""
+
+    def __init__(self, delay: float, **kwargs):
+        super().__init__(**kwargs)
+        self.delay = delay
+
+    async def handle_DATA(self, server, session, envelope):
+        await _sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def postgres_site(site_dir, tmp_path, request, monkeypatch):
+    """A send-ready site whose .env names a fresh PostgreSQL database (so subprocess senders share it)."""
+    url = fresh_database_url("postgresql", tmp_path, request)
+    monkeypatch.setattr(send_fixtures, "DATABASE_URL", url)
+    return make_send_site(site_dir), url
+
+
+def add_many(site_dir, count: int) -> list[str]:
+    return add_subscribers(site_dir, count)
+
+
+def wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def workers_by_pid(url: str) -> dict[int, dict]:
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith(
+        "postgresql://") else url)
+    try:
+        with engine.connect() as conn:
+            return {row.pid: dict(row._mapping) for row in conn.execute(sa.select(send_workers))}
+    finally:
+        engine.dispose()
+
+
+def sends_json(site_dir) -> list[dict]:
+    result = newsletter(site_dir, "sends", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def finish(process, timeout: float = 90) -> tuple[int, str, str]:
+    stdout, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stdout, stderr
+
+
+def test_three_senders_share_a_run_one_is_killed_and_a_resume_serves_everyone_once(postgres_site):
+    site_dir, url = postgres_site
+    readers = add_many(site_dir, SUBSCRIBERS)
+    ineligible = add_ineligible(site_dir)
+    inbox = SlowInbox(0.02)
+    with smtp_server(inbox) as (_host, port):
+        send_fixtures.write_env(site_dir, **smtp_settings(port, SMTP_CONNECTIONS=CONNECTIONS))
+        senders = [start_newsletter(site_dir, "send", ISSUE, "--yes") for _ in range(3)]
+        try:
+            wait_for(lambda: len(inbox.messages) >= SUBSCRIBERS // 2, "half the list to be accepted")
+            victim = senders[0]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
+            survivors = [finish(p) for p in senders[1:]]
+        finally:
+            for p in senders:
+                if p.poll() is None:
+                    p.kill()
+        after_kill = inbox.copies()
+        workers = workers_by_pid(url)
+        # The survivors served their shares and what the killed one left; the last one ends the run.
+        codes = sorted(code for code, _out, _err in survivors)
+        for code, out, err in survivors:
+            assert code in (0, 3), (out, err)
+        runs = sends_json(site_dir)
+        assert len(runs) == 1  # all three joined one run
+        (run,) = runs
+        unknown = run["unknown"]
+        assert unknown <= CONNECTIONS  # at most the killed sender's messages in flight
+        assert codes == ([0, 0] if unknown == 0 else [0, 3])
+        assert workers[victim.pid]["status"] == "dead"
+        assert {w["status"] for pid, w in workers.items() if pid != victim.pid} == {"done"} or unknown
+        shares = {w["pid"]: w["counts"].get("sent", 0) for w in run["workers"]}
+        assert all(shares[p.pid] > 0 for p in senders), shares  # each sender sent some
+        assert run["sent"] + unknown == SUBSCRIBERS
+        print(f"shares (sent per sender, the first killed): {[shares[p.pid] for p in senders]}, unknown {unknown}, "
+              f"exits {codes}")
+        # Nobody got two copies before the resume: the shares never overlapped.
+        assert max(after_kill.values()) == 1
+
+        resume = newsletter(site_dir, "send", ISSUE, "--yes", "--resend-unknown")
+        assert resume.returncode == 0, resume.stdout + resume.stderr
+
+    copies = inbox.copies()
+    assert set(copies) == set(readers)  # every eligible subscriber served, nobody ineligible mailed
+    assert not set(copies) & set(ineligible)
+    twice = [address for address, n in copies.items() if n > 1]
+    assert len(twice) <= unknown <= CONNECTIONS  # only the killed sender's in-flight messages, at most once more
+    assert sends_json(site_dir)[0]["status"] == "done"
+
+
+def test_a_sender_that_joins_late_takes_a_share(postgres_site):
+    site_dir, url = postgres_site
+    readers = add_many(site_dir, 900)
+    inbox = SlowInbox(0.02)
+    with smtp_server(inbox) as (_host, port):
+        send_fixtures.write_env(site_dir, **smtp_settings(port, SMTP_CONNECTIONS=CONNECTIONS))
+        first = start_newsletter(site_dir, "send", ISSUE, "--yes")
+        try:
+            wait_for(lambda: len(inbox.messages) >= 200, "the first sender to be under way")
+            late = start_newsletter(site_dir, "send", ISSUE, "--yes")
+            results = [finish(first), finish(late)]
+        finally:
+            for p in (first, late):
+                if p.poll() is None:
+                    p.kill()
+    for code, out, err in results:
+        assert code == 0, out + err
+    (run,) = sends_json(site_dir)
+    assert run["status"] == "done"
+    shares = {w["pid"]: w["counts"].get("sent", 0) for w in run["workers"]}
+    assert shares[late.pid] > 0 and shares[first.pid] > 0, shares
+    assert shares[late.pid] + shares[first.pid] == len(readers)
+    assert inbox.copies() == Counter({address: 1 for address in readers})
+    listing = newsletter(site_dir, "sends")
+    assert listing.returncode == 0, listing.stderr
+    assert "2 sender(s)" in listing.stdout
+    for p in (first, late):
+        assert f"pid {p.pid}: done; {shares[p.pid]} sent" in listing.stdout
+
+
+def test_the_rate_limit_holds_for_three_senders_together(postgres_site):
+    site_dir, _url = postgres_site
+    rate, count = 40, 320
+    add_many(site_dir, count)
+    inbox = Inbox()
+    with smtp_server(inbox) as (_host, port):
+        send_fixtures.write_env(site_dir, **smtp_settings(port, SMTP_CONNECTIONS=CONNECTIONS, SEND_RATE=rate))
+        senders = [start_newsletter(site_dir, "send", ISSUE, "--yes") for _ in range(3)]
+        try:
+            results = [finish(p) for p in senders]
+        finally:
+            for p in senders:
+                if p.poll() is None:
+                    p.kill()
+    for code, out, err in results:
+        assert code == 0, out + err
+    times = sorted(t for ts in inbox.accepted_at.values() for t in ts)
+    assert len(times) == count
+    measured = (len(times) - 1) / (times[-1] - times[0])
+    print(f"three senders, SEND_RATE={rate}: {measured:.1f} messages/s at the server")
+    assert rate * 0.90 <= measured <= rate * 1.10, f"{measured:.1f} messages/s against SEND_RATE={rate}"
+    (run,) = sends_json(site_dir)
+    assert sum(1 for w in run["workers"] if w["counts"].get("sent")) == 3  # all three sent
+
+
+
+def test_a_joining_sender_leaves_a_live_senders_messages_in_flight_alone(postgres_site):
+    """``start_session`` and the sweep turn ``sending`` into ``unknown`` only once its sender is gone."""
+    site_dir, _url = postgres_site
+    add_many(site_dir, 2)
+    with open_ledger(Site.load(site_dir)) as ledger:
+        engine = ledger.engine
+        run = ledger.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="", transport="t")
+        first = SendWorker.join(engine, "s", lambda latest: latest)
+        with ledger.connect() as conn:
+            ledger.enqueue(conn, run.id, [1, 2])
+            assert first.reserve(conn, [1, 2], SENDABLE) == {1, 2}
+            with conn.begin():
+                conn.execute(deliveries.update().where(deliveries.c.subscriber_id == 1).values(state=SENDING))
+        second = SendWorker.join(engine, "s", lambda latest: latest)
+        try:
+            with ledger.connect() as conn:
+                assert second.reserve(conn, [1, 2], SENDABLE) == set()  # the first one's share
+            live = live_worker_ids(run.id)
+            assert ledger.start_session(run.id, transport="t", content_digest="", live_workers=live) == 0
+            assert second.sweep().orphans == 0
+            assert ledger.state_of(run.id, 1) == SENDING
+
+            first.close()  # its process ends: the server drops its life lock
+            swept = second.sweep()
+            assert (swept.orphans, swept.released) == (1, 2)  # its message in flight, and its two rows
+            assert ledger.state_of(run.id, 1) == UNKNOWN
+            with ledger.connect() as conn:
+                assert second.reserve(conn, [1, 2], SENDABLE) == {2}  # the dead one's waiting row is free again
+        finally:
+            second.close()
+
+
+def test_a_senders_limiter_takes_its_share_of_the_rate_and_the_hour():
+    clock = [0.0]
+    limiter = RateLimiter(10, 90, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    limiter.share(3)  # three senders alive: 10/3 a second each, 30 an hour each
+    for _ in range(4):
+        limiter.acquire()
+    assert clock[0] == pytest.approx(0.9)  # slots at 0, 0.3, 0.6, 0.9
+    assert limiter.per_hour == 30
+    limiter.share(1)  # the others ended: the whole rate again
+    limiter.acquire()
+    limiter.acquire()
+    assert clock[0] == pytest.approx(1.3)  # the next slot 0.3 after 0.9 (taken before the change), then 0.1
