@@ -53,7 +53,7 @@ demo: install
 
 # The PostgreSQL half of the tests must run here, never be skipped (tests/postgres_server.py).
 test: install-test system-deps
-	NEWSLETTER_REQUIRE_POSTGRES=1 $(PY) -m pytest
+	NEWSLETTER_REQUIRE_SERVERS=1 $(PY) -m pytest
 
 bench: install
 	$(PY) bench/build.py

@@ -8,7 +8,7 @@ at the end of the session. Each test gets its own empty database, so tests stay
 independent and may run migrations from scratch.
 
 Where PostgreSQL is not installed the PostgreSQL half is skipped, saying how to
-install it; ``make test`` installs it first and sets NEWSLETTER_REQUIRE_POSTGRES=1,
+install it; ``make test`` installs it first and sets NEWSLETTER_REQUIRE_SERVERS=1,
 so there a missing server is a failure, never a silent skip.
 """
 
@@ -32,7 +32,7 @@ def postgres_server():
     try:
         server = TemporaryPostgres().__enter__()
     except PostgresUnavailable as exc:
-        if os.environ.get("NEWSLETTER_REQUIRE_POSTGRES") == "1":
+        if os.environ.get("NEWSLETTER_REQUIRE_SERVERS") == "1":
             pytest.fail(str(exc))
         pytest.skip(f"{exc}; the SQLite half of these tests still runs")
     try:
