@@ -136,6 +136,24 @@ class TemporaryPostgres:
         self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the whole server has used so far: the postmaster, its live processes and the ended backends."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        total = process_cpu_seconds(postmaster, with_ended_children=True)
+        for child in Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split():
+            total += process_cpu_seconds(int(child))
+        return total
+
+    def counters(self, database: str) -> dict[str, float]:
+        """Server-wide CPU seconds, WAL bytes written and the database's committed transactions, for deltas."""
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER, dbname=database) as conn:
+            wal = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()[0]
+            commits = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+                                   ).fetchone()[0]
+        return {"cpu_seconds": self.cpu_seconds(), "wal_bytes": float(wal), "commits": float(commits)}
+
     def __enter__(self) -> "TemporaryPostgres":
         try:
             return self.start()
@@ -145,6 +163,18 @@ class TemporaryPostgres:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def process_cpu_seconds(pid: int, with_ended_children: bool = False) -> float:
+    """User + system CPU seconds of a process (Linux ``/proc``), with its reaped children's if asked; 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if with_ended_children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _has_c_utf8() -> bool:

@@ -10,6 +10,7 @@ account) ends every session of that person.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from contextlib import contextmanager
@@ -46,8 +47,16 @@ FAILURES_PER_ACCOUNT = 5
 FAILURES_PER_ADDRESS = 20
 
 _hasher = PasswordHasher()
-# Verified when the e-mail is unknown, so a wrong address costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the e-mail is unknown, so a wrong address costs as long as a wrong password.
+
+    Made on first use, not at import: hashing takes ~90 ms, and every command
+    (``send`` among them) imports this module.
+    """
+    return _hasher.hash(secrets.token_hex(16))
 
 
 @dataclass(frozen=True)
@@ -217,7 +226,7 @@ class StaffAccounts:
             row = conn.execute(sa.select(staff_accounts).where(staff_accounts.c.email == key)).first()
         ok = False
         try:
-            ok = _hasher.verify(row.password_hash if row else _DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
+            ok = _hasher.verify(row.password_hash if row else _dummy_hash(), password[:MAX_PASSWORD_LENGTH])
         except (VerificationError, InvalidHashError):
             ok = False
         now = utcnow()
