@@ -317,7 +317,10 @@ class PostgresHandoverWriter:
                 return text
 
             run, sub, previous, new_state, code, text, now = placeholder.values()
-            claim, skip = (sql(statement) for statement in self.handover.claim_statements(run, sub, now, states))
+            claim, skip = self.handover.claim_statements(run, sub, now, states)
+            # The skip is the claim's refusal: once the claim took the row there is nothing to skip,
+            # and saying so up front (a one-time filter) spares the server a second eligibility check.
+            claim, skip = sql(claim), sql(skip.where(~sa.exists().select_from(sa.table("claimed"))))
             resolve = sql(_resolve_statement(run, previous, new_state, code, text, now))
             lazy_commit = "set_config('synchronous_commit', 'off', true)"
             claims = (f"claimed AS ({claim}), skipped AS ({skip}) "
@@ -357,6 +360,6 @@ class PostgresHandoverWriter:
         self.db.autocommit = True  # the one statement is its own transaction; no BEGIN/COMMIT round trips
         try:
             cursor = self.db.execute(sql, params, prepare=bool(params))
-            return cursor.fetchone()[:2] if cursor.description else None
+            return cursor.fetchone()[:2] if params else None  # each statement with parameters returns one row
         finally:
             self.db.autocommit = False
