@@ -76,8 +76,17 @@ def _sqlite_setup(engine: sa.Engine) -> None:
 
 
 def create_engine(database_url: str) -> sa.Engine:
+    """An engine for ``DATABASE_URL``; a database server's pool grows with the threads that use it.
+
+    A send holds one connection per SMTP connection for its whole length, plus a
+    few of its own; SQLAlchemy's default cap (5 + 10 overflow) made a send with
+    ``SMTP_CONNECTIONS=16`` wait 30 s for a connection and abort. Our threads
+    bound how many are open at once; the server's ``max_connections`` is the
+    real limit, and the README says how to size it.
+    """
+    options = {} if database_url.startswith("sqlite") else {"max_overflow": -1}
     try:
-        engine = sa.create_engine(database_url)
+        engine = sa.create_engine(database_url, **options)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         raise ConfigError(
             f"cannot use DATABASE_URL {database_url!r}: {exc}",

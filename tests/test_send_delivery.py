@@ -78,6 +78,20 @@ def test_every_eligible_subscriber_gets_one_personal_copy_and_nobody_else_any(si
     assert saved["summary"] == report.summary and saved["status"] == "done" and saved["not_sent"] == []
 
 
+def test_more_connections_than_a_default_database_pool_still_serve_everyone(site_dir):
+    # Each SMTP connection holds a database connection for the whole send; with 20 of them,
+    # SQLAlchemy's default cap (15) left five threads waiting 30 s and then aborted the send.
+    site_dir = make_send_site(site_dir)
+    readers = add_subscribers(site_dir, 60)
+    inbox = Inbox(pipelining=True)
+    with smtp_server(inbox) as (host, port):
+        write_env(site_dir, **{**smtp_settings(port), "SMTP_CONNECTIONS": 20})
+        report = send(site_dir)
+
+    assert report.status == "done"
+    assert inbox.copies() == Counter({address: 1 for address in readers})
+
+
 def test_running_send_again_resumes_and_sends_nobody_a_second_copy(site_dir):
     site_dir = make_send_site(site_dir)
     readers = add_subscribers(site_dir, 6)

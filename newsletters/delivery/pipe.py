@@ -293,6 +293,9 @@ class DeliveryPipe:
         except NewsletterError as exc:
             self._abort(exc)
             return
+        except Exception as exc:  # no database connection for this thread: stop the send, said in one line
+            self._abort(self._database_failed(exc, "the delivery ledger failed"))
+            return
         pending: list[Outcome | None] = [None]
 
         def flush() -> None:
