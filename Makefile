@@ -7,7 +7,7 @@ SITE   := examples/clinic
 ISSUE  := issues/2026-11.toml
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install install-test system-deps bench clean
+.PHONY: demo test install install-test system-deps bench-deps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed; set PYTHON=python3.11")'
@@ -55,9 +55,23 @@ demo: install
 test: install-test system-deps
 	NEWSLETTER_REQUIRE_SERVERS=1 $(PY) -m pytest
 
-bench: install
+# The benchmarks' references: Postfix's smtp-source (only the client programs are used:
+# installed with "No configuration", so no mail server starts) and a throwaway PostgreSQL.
+bench-deps:
+	@missing=""; \
+	command -v smtp-source >/dev/null 2>&1 || [ -x /usr/sbin/smtp-source ] || missing="$$missing postfix"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | $(SUDO) debconf-set-selections; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+bench: install bench-deps
+	$(PY) -m pip install --quiet -e '.[postgres]'
 	$(PY) bench/build.py
 	$(PY) bench/send.py
+	$(PY) bench/scale.py
 	$(PY) bench/preview.py
 	$(PY) bench/send_startup.py
 	$(PY) bench/bounces.py

@@ -2,8 +2,6 @@
 
     .venv/bin/python bench/send.py [-n 10000] [--connections 4] [--naive 40] [--memory 1000,100000]
                                    [--database sqlite|postgresql|both]
-    .venv/bin/python bench/send.py --senders 1,2,4 [-n 2000] [--connections 4] [--delay 0.05]
-    .venv/bin/python bench/send.py --versus-smtp-source [--senders CORES] [-n 10000] [--connections 4]
 
 All in one run, to a minimal SMTP sink in another process (bench/smtp_sink.py):
 
@@ -23,24 +21,8 @@ for the run (bench/postgres_server.py, as the tests start it: initdb into a
 temporary folder, loopback only; a fresh database per site); ``both`` runs ours
 on SQLite and on PostgreSQL in the same run and prints PostgreSQL / SQLite.
 
-``--senders 1,2,4`` measures only this: on a throwaway PostgreSQL, N senders
-(processes, started together, each ``prepare_send`` + ``execute``) share one
-run of N subscribers to a sink that takes ``--delay`` seconds per message;
-throughput is the list over the time from the first sender starting its send
-to the last one ending, printed with its ratio to one sender's.
-
-``--versus-smtp-source`` measures the whole process against Postfix's own benchmark
-client: ``--senders`` (default: as many as cores) ``newsletter send ISSUE --yes``
-processes started together on one throwaway PostgreSQL run of N subscribers, timed
-from the first start to the last exit (the issue is built beforehand, as in the
-monthly workflow); then ``smtp-source`` (Debian package ``postfix``) sends N
-messages of the same size (the issue's sample message) over the same total number
-of connections (senders x ``--connections``, kept open: ``-d``) to the same sink,
-timed as a whole process too; printed with the ratio.
-
 Targets: ours >= 0.8x the limit, >= 20x the naive loop, peak growth <= 20 MB;
-on PostgreSQL >= 0.8x ours on SQLite; several senders >= 0.8x linear and >= 0.8x
-smtp-source.
+on PostgreSQL >= 0.8x ours on SQLite. Several senders: bench/scale.py.
 Wall-clock numbers depend on the machine; the ratios are the result.
 """
 
@@ -50,7 +32,6 @@ import argparse
 import contextlib
 import itertools
 import json
-import os
 import resource
 import secrets
 import shutil
@@ -67,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres_server import TemporaryPostgres, process_cpu_seconds  # noqa: E402  (needs ROOT on the path)
+from bench.postgres_server import TemporaryPostgres  # noqa: E402  (needs ROOT on the path)
 
 EXAMPLE = ROOT / "examples" / "clinic"
 ISSUE = "issues/2026-11.toml"
@@ -169,120 +150,6 @@ def run_ours(site_dir: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def run_senders(site_dir: Path, senders: int) -> tuple[float, list[int]]:
-    """N senders started together on one site (one PostgreSQL run): seconds from first start to last end, shares."""
-    children = [
-        subprocess.Popen([sys.executable, __file__, "--child", str(site_dir)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, cwd=site_dir)
-        for _ in range(senders)
-    ]
-    results = []
-    for child in children:
-        out, err = child.communicate(timeout=3600)
-        if child.returncode != 0:
-            raise SystemExit(f"a sender failed:\n{err}")
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    seconds = max(r["ended"] for r in results) - min(r["started"] for r in results)
-    return seconds, [r["session_sent"] for r in results]
-
-
-def main_senders(counts: list[int], n: int, connections: int, delay: float) -> None:
-    """Throughput of 1, 2, … senders on one PostgreSQL run against a sink that takes ``delay`` per message."""
-    sink, port = start_sink(delay)
-    rates = {}
-    with contextlib.ExitStack() as stack:
-        stack.callback(lambda: print(f"\nthe sink received {stop_sink(sink)} messages in all"))
-        postgres = stack.enter_context(TemporaryPostgres(durable=True))
-        with tempfile.TemporaryDirectory(prefix="bench-senders-") as tmp:
-            for k, senders in enumerate(counts):
-                print(f"setting up {n} subscribers for {senders} sender(s) …", flush=True)
-                site_dir = make_site(Path(tmp) / f"s{k}", port, connections, n, postgres.create_database(f"senders_{k}"))
-                seconds, shares = run_senders(site_dir, senders)
-                assert sum(shares) == n, shares
-                rates[senders] = n / seconds
-                print(f"  {senders} sender(s) x {connections} connections: {rates[senders]:.0f} msg/s "
-                      f"({seconds:.1f} s; shares {shares})", flush=True)
-    base = rates[counts[0]] / counts[0]
-    print(f"\nsink delay {delay * 1000:.0f} ms per message, {n} messages, {connections} connections per sender")
-    for senders, rate in rates.items():
-        print(f"{senders} sender(s): {rate:6.0f} msg/s = {rate / base / senders:.2f} x linear   (target >= 0.8)")
-
-
-# -- against Postfix's smtp-source: whole processes, the same connections, the same sink ------
-
-def run_send_processes(site_dir: Path, senders: int) -> tuple[float, list[str]]:
-    """``newsletter send ISSUE --yes`` in ``senders`` processes started together: seconds to the last exit."""
-    command = [sys.executable, "-m", "newsletters", "--site", str(site_dir), "send", ISSUE, "--yes"]
-    t0 = time.perf_counter()
-    children = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                for _ in range(senders)]
-    outputs = [child.communicate(timeout=3600)[0] for child in children]
-    seconds = time.perf_counter() - t0
-    for child, out in zip(children, outputs):
-        if child.returncode != 0:
-            raise SystemExit(f"a sender exited with {child.returncode}:\n{out}")
-    return seconds, outputs
-
-
-def run_smtp_source(port: int, message_file: Path, count: int, sessions: int) -> float:
-    """Postfix's smtp-source: ``count`` messages over ``sessions`` parallel kept-open connections; whole seconds."""
-    binary = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
-    if not Path(binary).exists():
-        raise SystemExit("smtp-source is missing: install Debian's postfix package (make system-deps)")
-    command = [binary, "-d", "-s", str(sessions), "-m", str(count), "-F", str(message_file),
-               "-f", "news@larkfield-clinic.example.com", "-t", "reader@example.org", f"127.0.0.1:{port}"]
-    t0 = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=3600)
-    return time.perf_counter() - t0
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def main_versus_smtp_source(n: int, senders: int, connections: int) -> None:
-    """Whole ``newsletter send`` processes on one PostgreSQL run against smtp-source, same sink and connections.
-
-    Prints where the CPU went in each (this machine's cores are shared by the sink, the senders and PostgreSQL),
-    and PostgreSQL's load per message: the figures the README's 1,000,000-subscriber table is made of.
-    """
-    sink, port = start_sink()
-    with contextlib.ExitStack() as stack:
-        stack.callback(lambda: print(f"\nthe sink received {stop_sink(sink)} messages in all"))
-        postgres = stack.enter_context(TemporaryPostgres(durable=True))
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-smtp-source-")))
-        print(f"setting up {n} subscribers on PostgreSQL …", flush=True)
-        site_dir = make_site(tmp, port, connections, n, postgres.create_database("versus"))
-        subprocess.run([sys.executable, "-m", "newsletters", "--site", str(site_dir), "build", ISSUE],
-                       check=True, capture_output=True)
-        message_file = tmp / "message.eml"
-        message_file.write_bytes(sample_message(site_dir)[0])
-        print(f"{senders} sender(s) x {connections} connections, {n} messages of "
-              f"{message_file.stat().st_size / 1024:.1f} KB …", flush=True)
-
-        sink_cpu, own_cpu, db = process_cpu_seconds(sink.pid), children_cpu_seconds(), postgres.counters("versus")
-        ours, outputs = run_send_processes(site_dir, senders)
-        db_after = postgres.counters("versus")
-        ours_cpu = {"senders": children_cpu_seconds() - own_cpu, "sink": process_cpu_seconds(sink.pid) - sink_cpu,
-                    "PostgreSQL": db_after["cpu_seconds"] - db["cpu_seconds"]}
-
-        sink_cpu, own_cpu = process_cpu_seconds(sink.pid), children_cpu_seconds()
-        theirs = run_smtp_source(port, message_file, n, senders * connections)
-        theirs_cpu = {"smtp-source": children_cpu_seconds() - own_cpu, "sink": process_cpu_seconds(sink.pid) - sink_cpu}
-
-    sessions = senders * connections
-    print(f"\nours: {senders} x newsletter send --yes, whole processes: {n / ours:6.0f} msg/s  ({ours:.2f} s)   "
-          f"CPU s: " + ", ".join(f"{k} {v:.2f}" for k, v in ours_cpu.items()))
-    print(f"smtp-source -d -s {sessions} -m {n}, whole process:    {n / theirs:6.0f} msg/s  ({theirs:.2f} s)   "
-          f"CPU s: " + ", ".join(f"{k} {v:.2f}" for k, v in theirs_cpu.items()))
-    print(f"ours / smtp-source = {theirs / ours:.2f}   (target >= 0.8)")
-    print(f"PostgreSQL per message: {ours_cpu['PostgreSQL'] / n * 1e6:.0f} µs CPU, "
-          f"{(db_after['wal_bytes'] - db['wal_bytes']) / n:.0f} bytes of WAL, "
-          f"{(db_after['commits'] - db['commits']) / n:.2f} commits; "
-          f"sender CPU per message {ours_cpu['senders'] / n * 1e6:.0f} µs (start-up included)")
-
-
 # -- 2: the limit -------------------------------------------------------------------------
 
 def sample_message(site_dir: Path) -> tuple[bytes, object]:
@@ -366,18 +233,10 @@ def main() -> None:
     parser.add_argument("--memory", default="1000,100000", help="two list sizes for the memory test ('' to skip)")
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="sqlite",
                         help="where the ledger lives: a SQLite file, a throwaway PostgreSQL, or each in turn")
-    parser.add_argument("--senders", help="e.g. 1,2,4: only measure several senders on one PostgreSQL run")
-    parser.add_argument("--delay", type=float, default=0.05, help="--senders: the sink's seconds per message")
-    parser.add_argument("--versus-smtp-source", action="store_true",
-                        help="whole send processes (--senders, default: cores) against Postfix's smtp-source")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child_send(args.child)
-    if args.versus_smtp_source:
-        return main_versus_smtp_source(args.n, int(args.senders or os.cpu_count() or 1), args.connections)
-    if args.senders:
-        return main_senders([int(x) for x in args.senders.split(",")], args.n, args.connections, args.delay)
 
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     sink, port = start_sink()
