@@ -172,7 +172,7 @@ def extrapolate(costs: dict) -> None:
                 cells.append(f"{_duration(LIST / rate + costs['startup_seconds'])} ({rate:,.0f}/s)")
             name = f"{latency * 1000:.0f} ms" if latency else "none (this bench sink)"
             print(f"| {name} | {connections} | " + " | ".join(cells) + " |")
-    print(f"\nDatabase connections: each sender holds one per SMTP connection plus two.")
+    print("\nDatabase connections: each sender holds one per SMTP connection plus two.")
 
 
 def _duration(seconds: float) -> str:
