@@ -181,6 +181,7 @@ def test_a_full_disk_is_said_in_one_line_and_the_send_resumes_once_space_is_free
                 assert "Traceback" not in full.stderr
                 lines = [l for l in full.stderr.splitlines() if l.strip()]
                 assert len(lines) == 1 and f"the disk holding {database} is full" in lines[0], full.stderr
+                assert lines[0].count("again to resume") == 1, full.stderr  # one hint, not the error's and the CLI's
             assert inbox.messages == []  # no claim could be written, so nothing was handed over
             filler.unlink()
             resumed = newsletter(site_dir, "send", ISSUE, "--yes")

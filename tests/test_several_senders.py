@@ -235,3 +235,29 @@ def test_a_senders_limiter_takes_its_share_of_the_rate_and_the_hour():
     limiter.acquire()
     limiter.acquire()
     assert clock[0] == pytest.approx(1.3)  # the next slot 0.3 after 0.9 (taken before the change), then 0.1
+
+
+def test_the_database_going_away_mid_send_is_said_in_one_line_with_one_hint(postgres_site):
+    site_dir, url = postgres_site
+    readers = add_many(site_dir, 60)
+    inbox = Inbox(pipelining=True)
+    with smtp_server(inbox) as (host, port):
+        send_fixtures.write_env(site_dir, **smtp_settings(port, SMTP_CONNECTIONS=2, SEND_RATE=30))
+        sender = start_newsletter(site_dir, "send", ISSUE, "--yes")
+        wait_for(lambda: len(inbox.messages) >= 5, "the first messages")
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:  # what a database restart does to the sender's connections
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        engine.dispose()
+        out, err = sender.communicate(timeout=60)
+        resumed = newsletter(site_dir, "send", ISSUE, "--yes")
+
+    assert sender.returncode == 1, out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("error: ") and lines[0].count(" again") == 1, err  # one hint, not two
+    assert resumed.returncode in (0, 3), resumed.stdout + resumed.stderr  # 3: a message in flight is unknown
+    copies = inbox.copies()
+    assert max(copies.values()) == 1 and set(copies) <= set(readers)
+    assert len(set(readers) - set(copies)) <= 2  # at most one in flight per connection, left unknown

@@ -9,6 +9,7 @@ and registers itself on ``cli``.
 from __future__ import annotations
 
 import errno
+import logging
 import sqlite3
 import sys
 from pathlib import Path
@@ -73,6 +74,10 @@ def _fail(ctx: click.Context, exc: NewsletterError) -> None:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+# SQLAlchemy's pool logs a traceback when it cannot reset a connection the server dropped; the
+# error that follows is ours to tell, in one line. (Without a handler, Python prints it to stderr.)
+logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
 
 
 @click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})

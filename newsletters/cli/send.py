@@ -102,7 +102,8 @@ def send(
         report = _execute(console, plan)
     _show_report(console, report, issue)
     if report.error:
-        raise DeliveryError(report.error, hint=f"fix it, then run `newsletter send {issue}` again to resume")
+        hint = None if report.error_says_what_to_do else f"fix it, then run `newsletter send {issue}` again to resume"
+        raise DeliveryError(report.error, hint=hint)
     if report.stopped and report.status != "done":
         sys.exit(EXIT_INTERRUPTED)
     if report.status != "done":

@@ -44,6 +44,7 @@ class SendReport:
     outstanding: dict[str, int] = field(default_factory=dict)  # eligible, not served yet, by state (Ledger.outstanding)
     orphans: int = 0  # rows a killed earlier session left in "sending", now "unknown"
     error: str | None = None
+    error_says_what_to_do: bool = False  # the error carries its own hint; the CLI adds none
     stopped: bool = False  # by Ctrl-C / SIGTERM
     issue_path: str = ""
     path: Path | None = None
@@ -168,6 +169,7 @@ def build_report(
         outstanding=outstanding,
         orphans=orphans,
         error=str(stats.error) if stats.error else None,
+        error_says_what_to_do=bool(getattr(stats.error, "hint", None)),
         stopped=stats.stopped,
         resume_hints=resume_hints(totals, run.status, run.issue_path, not_sent_yet),
         review=review.to_json() if review is not None else None,
