@@ -51,7 +51,7 @@ demo: install
 	@echo "Send report:   $(SITE)/reports/ (and: $(NL) --site $(SITE) sends)"
 	@echo "Preview:       $(NL) --site $(SITE) preview $(ISSUE)"
 
-# The PostgreSQL half of the tests must run here, never be skipped (tests/postgres_server.py).
+# Tests needing PostgreSQL, Dovecot, Chromium or SpamAssassin must run here, never be skipped (tests/system_parts.py).
 test: install-test system-deps
 	NEWSLETTER_REQUIRE_SERVERS=1 $(PY) -m pytest
 

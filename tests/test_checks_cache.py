@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,8 @@ from newsletters.checks import run_checks
 from newsletters.checks.cache import CACHE_NAME
 from newsletters.config import Site
 from tests.send_fixtures import ISSUE, add_subscribers, make_send_site, newsletter
+from tests.system_parts import needs_spamassassin
 
-needs_spamassassin = pytest.mark.skipif(
-    shutil.which("spamassassin") is None, reason="needs Debian's spamassassin (make system-deps)"
-)
 
 
 def _check(site_dir: Path):

@@ -10,9 +10,10 @@ import pytest
 from newsletters.build import build_issue
 from newsletters.checks.contrast import contrast_ratio, suggest
 from newsletters.config import SCHEMA, Site
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.system_parts import needs_chromium
 from test_checks_support import build_and_check, clean_issue, found
 
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _set_brand(site_dir: Path, **colours: str) -> None:
@@ -58,7 +59,7 @@ def test_a_suggestion_goes_lighter_against_a_dark_colour():
     assert contrast_ratio(lighter, "#15191b") >= 4.5 and int(lighter[1:3], 16) > 0x5a
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (make system-deps)")
+@needs_chromium
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_with_images_blocked_alt_text_links_and_button_meet_aa_in_light_and_dark_mode(site_dir, scheme):
     """What a reader sees in a real browser, images blocked as most mail clients do at first."""
@@ -67,7 +68,7 @@ def test_with_images_blocked_alt_text_links_and_button_meet_aa_in_light_and_dark
     _set_brand(site_dir)
     result = build_issue(Site.load(site_dir), site_dir / "issues" / "2026-11.toml")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(color_scheme=scheme, viewport={"width": 700, "height": 900})
             page.route(re.compile(r"^(?!file:).*"), lambda route: route.abort())  # nothing leaves this machine

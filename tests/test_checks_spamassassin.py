@@ -20,14 +20,11 @@ from newsletters.build import build_issue
 from newsletters.checks import run_checks
 from newsletters.checks.spamassassin import score_message
 from newsletters.config import Site
+from tests.system_parts import needs_spamassassin
 
 from conftest import EXAMPLE_SITE
 from test_checks_support import add_article, clean_issue, found, write_issue
 
-needs_spamassassin = pytest.mark.skipif(
-    shutil.which("spamassassin") is None,
-    reason="SpamAssassin is not installed (`make test` installs Debian's spamassassin)",
-)
 EXAMPLE_ISSUE = "issues/2026-11.toml"
 
 

@@ -20,16 +20,13 @@ import pytest
 from newsletters.config import Site
 from newsletters.issues import load_issue
 from newsletters.preview import DESKTOP_WIDTH, PHONE_WIDTH, serve_preview
-from tests.chromium import CHROMIUM
+from tests.system_parts import needs_chromium
 
 ISSUE = "issues/2026-11.toml"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "preview"
 WAIT_MS = 20_000  # the watcher polls, then builds: a few seconds on a busy machine
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's chromium at /usr/bin/chromium: run `make system-deps` (sudo apt-get install chromium)",
-)
+pytestmark = needs_chromium
 
 # Every visible element whose box reaches past the frame's right edge, and how many tables/images were looked at.
 OVERFLOW_JS = """() => {

@@ -15,16 +15,13 @@ import pytest
 from newsletters.preview import PHONE_WIDTH
 from tests.send_fixtures import ISSUE, newsletter
 from tests.staff_fixtures import EDITOR, ISSUE_NAME, REVIEWER, edit_article, make_review_site, serving
-from tests.chromium import CHROMIUM
 from tests.test_preview_browser import OVERFLOW_JS, WAIT_MS, normalized
+from tests.system_parts import needs_chromium
 
 SUBJECT_WORDS = "Winter skin notes"
 ISSUE_PAGE = f"/staff/issues/{ISSUE_NAME}/"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's chromium at /usr/bin/chromium: run `make system-deps` (sudo apt-get install chromium)",
-)
+pytestmark = needs_chromium
 
 
 
