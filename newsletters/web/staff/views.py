@@ -21,6 +21,7 @@ from ...preview.server import ASSETS_DIR, EMAIL_CSP, PREVIEW_PAGE_CSP, page_cont
 from ...review import ReviewError, ReviewLog, StaffAccounts
 from ...review.approvals import MAX_COMMENT, TEST_SENDS_PER_WINDOW
 from . import guard
+from ..pages import message_page
 from .catalogue import IssueCatalogue
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -44,9 +45,6 @@ def staff_blueprint(site, store: Store) -> Blueprint:
     key = secret_key(site)
     secure = site.public_url.startswith("https://")
     issue_page = page_environment(TEMPLATES / "staff").get_template("issue_page.html")
-
-    def message(title: str, paragraphs: list[str], status: int, links=None):
-        return render_template("message.html", title=title, paragraphs=paragraphs, links=links or []), status
 
     def sign_in_form(error: str = "", status: int = 200, email: str = ""):
         return render_template("staff/sign_in.html", title="Staff sign-in", error=error, email=email,
@@ -148,16 +146,16 @@ def staff_blueprint(site, store: Store) -> Blueprint:
             abort(400, "Unknown action.")
         snapshot = catalogue.snapshot(issue_path(name))
         if not snapshot.ok:
-            return message("The issue does not build", ["Nothing was recorded: fix the issue first."], 409)
+            return message_page("The issue does not build", ["Nothing was recorded: fix the issue first."], 409)
         if request.form.get("digest", "") != snapshot.digest:
-            return message("The issue changed while you were looking", [
+            return message_page("The issue changed while you were looking", [
                 "An article, a template, the brand or the issue file changed since you opened the page, so what "
                 "you saw is not what would be sent. Nothing was recorded.", "Open the issue again and review it."],
                 409, [("Open the issue again", f"/staff/issues/{name}/")])
         try:
             log.record(snapshot.issue_slug, snapshot.digest, me.member, kind, request.form.get("comment", ""))
         except ReviewError as exc:
-            return message("Not recorded", [str(exc)], 403, [("Back to the issue", f"/staff/issues/{name}/")])
+            return message_page("Not recorded", [str(exc)], 403, [("Back to the issue", f"/staff/issues/{name}/")])
         return redirect(f"/staff/issues/{name}/?done={kind}", 303)
 
     @bp.post("/issues/<name>/test-send")
@@ -166,7 +164,7 @@ def staff_blueprint(site, store: Store) -> Blueprint:
         guard.require_csrf(me)
         path = issue_path(name)
         if log.test_sends_left(me.member) <= 0:
-            return message("Too many test sends", [
+            return message_page("Too many test sends", [
                 f"You can send {TEST_SENDS_PER_WINDOW} test copies an hour. Please try again later."], 429,
                 [("Back to the issue", f"/staff/issues/{name}/")])
         snapshot = catalogue.snapshot(path)
@@ -174,10 +172,10 @@ def staff_blueprint(site, store: Store) -> Blueprint:
         try:
             _build, results, _transport = send_test(site, path, [me.member.email])
         except NewsletterError as exc:
-            return message("The test copy was not sent", [str(exc)], 502,
+            return message_page("The test copy was not sent", [str(exc)], 502,
                            [("Back to the issue", f"/staff/issues/{name}/")])
         if not all(r.ok for r in results):
-            return message("The test copy was not sent", [r.reply for r in results], 502,
+            return message_page("The test copy was not sent", [r.reply for r in results], 502,
                            [("Back to the issue", f"/staff/issues/{name}/")])
         return redirect(f"/staff/issues/{name}/?done=test_sent", 303)
 
