@@ -261,3 +261,31 @@ def test_the_database_going_away_mid_send_is_said_in_one_line_with_one_hint(post
     copies = inbox.copies()
     assert max(copies.values()) == 1 and set(copies) <= set(readers)
     assert len(set(readers) - set(copies)) <= 2  # at most one in flight per connection, left unknown
+
+
+def test_sends_says_when_a_run_has_no_live_sender_left(postgres_site):
+    site_dir, _url = postgres_site
+    readers = add_many(site_dir, 300)
+    inbox = SlowInbox(0.02)
+    with smtp_server(inbox) as (_host, port):
+        send_fixtures.write_env(site_dir, **smtp_settings(port, SMTP_CONNECTIONS=CONNECTIONS))
+        sender = start_newsletter(site_dir, "send", ISSUE, "--yes")
+        try:
+            wait_for(lambda: len(inbox.messages) >= 20, "the sender to be under way")
+            during = newsletter(site_dir, "sends")
+            sender.send_signal(signal.SIGKILL)
+            sender.wait(timeout=30)
+        finally:
+            if sender.poll() is None:
+                sender.kill()
+        after = newsletter(site_dir, "sends")
+        (run,) = sends_json(site_dir)
+        resumed = newsletter(site_dir, "send", ISSUE, "--yes")
+
+    assert during.returncode == 0 and f"pid {sender.pid}: running;" in during.stdout, during.stdout
+    assert "no sender is running it" not in during.stdout
+    assert run["status"] == "running" and [w["alive"] for w in run["workers"]] == [False]
+    assert f"pid {sender.pid}: running no more" in after.stdout, after.stdout
+    assert "no sender is running it any more: run `newsletter send" in after.stdout
+    assert resumed.returncode in (0, 3), resumed.stdout + resumed.stderr  # 3: its messages in flight are unknown
+    assert set(inbox.copies()) <= set(readers) and max(inbox.copies().values()) == 1

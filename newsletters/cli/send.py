@@ -280,6 +280,9 @@ def sends(ctx: Context, as_json: bool) -> None:
         if r.workers:
             console.print(f"run #{r.run.id}: {len(r.workers)} sender(s)")
             _show_workers(console, r.workers, indent="  ")
+            if r.run.status == "running" and not any(w.get("alive") for w in r.workers):
+                console.print(f"  [yellow]no sender is running it any more: run `newsletter send "
+                              f"{escape(r.run.issue_path)} --yes` to resume[/]")
     for r in runs:
         for warning in r.bounces.get("warnings", []):
             console.print(f"[yellow]run #{r.run.id}: {escape(warning)}[/]")
@@ -290,7 +293,10 @@ def _show_workers(console: Console, workers: list[dict], mine: int | None = None
     for w in workers:
         counts = ", ".join(f"{n} {state}" for state, n in sorted(w["counts"].items())) or "nothing yet"
         this = " (this one)" if w["worker"] == mine else ""
-        console.print(f"{indent}sender {w['worker']} on {escape(w['host'])}, pid {w['pid']}: {w['status']}{this}; "
+        status = w["status"]
+        if status == "running" and w.get("alive") is False:
+            status = "running no more (its process ended without a word: killed, or its machine stopped)"
+        console.print(f"{indent}sender {w['worker']} on {escape(w['host'])}, pid {w['pid']}: {status}{this}; "
                       f"{escape(counts)}")
 
 

@@ -12,12 +12,10 @@ liveness is per sender (``workers``).
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import threading
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import sqlalchemy as sa

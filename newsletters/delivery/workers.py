@@ -270,9 +270,11 @@ def worker_counts(conn: sa.Connection, run_id: int) -> list[dict]:
     )
     for worker_id, state, n in conn.execute(query):
         counts.setdefault(worker_id, {})[state] = n
+    # "running" is what the worker last wrote; its life lock says whether its process still is.
+    alive = set(conn.scalars(live_worker_ids(run_id)))
     return [
         {
-            "worker": w.id, "host": w.host, "pid": w.pid, "status": w.status,
+            "worker": w.id, "host": w.host, "pid": w.pid, "status": w.status, "alive": w.id in alive,
             "started_at": w.started_at.isoformat(), "finished_at": w.finished_at.isoformat() if w.finished_at else None,
             "counts": counts.get(w.id, {}),
         }
