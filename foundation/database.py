@@ -84,7 +84,9 @@ def create_engine(database_url: str) -> sa.Engine:
     bound how many are open at once; the server's ``max_connections`` is the
     real limit, and the README says how to size it.
     """
-    options = {} if database_url.startswith("sqlite") else {"max_overflow": -1}
+    # pool_pre_ping: a pooled connection the server dropped (a restart, an administrator) is replaced
+    # when it is next taken, instead of failing whatever took it.
+    options = {} if database_url.startswith("sqlite") else {"max_overflow": -1, "pool_pre_ping": True}
     try:
         engine = sa.create_engine(database_url, **options)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:

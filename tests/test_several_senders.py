@@ -289,3 +289,27 @@ def test_sends_says_when_a_run_has_no_live_sender_left(postgres_site):
     assert "no sender is running it any more: run `newsletter send" in after.stdout
     assert resumed.returncode in (0, 3), resumed.stdout + resumed.stderr  # 3: its messages in flight are unknown
     assert set(inbox.copies()) <= set(readers) and max(inbox.copies().values()) == 1
+
+
+def test_losing_the_ledger_connections_mid_send_writes_the_report_and_says_it_once(postgres_site):
+    site_dir, url = postgres_site
+    add_many(site_dir, 60)
+    inbox = Inbox(pipelining=True)
+    with smtp_server(inbox) as (host, port):
+        send_fixtures.write_env(site_dir, **smtp_settings(port, SMTP_CONNECTIONS=2, SEND_RATE=30))
+        sender = start_newsletter(site_dir, "send", ISSUE, "--yes")
+        wait_for(lambda: len(inbox.messages) >= 5, "the first messages")
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:  # only the connections recording claims and outcomes
+            ended = conn.execute(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'WITH resolved AS (UPDATE deliveries%%'")).scalar()
+        engine.dispose()
+        out, err = sender.communicate(timeout=60)
+
+    assert ended >= 1
+    assert sender.returncode == 1, out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].count(" again") == 1, err  # the error's own hint, not a second one from the command
+    assert "Run #1 of" in out  # the report was still written and shown
