@@ -8,6 +8,7 @@ the page it came from, which says what happened.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Blueprint, abort, make_response, redirect, render_template, request, send_from_directory
@@ -37,14 +38,38 @@ NOTES = {
 ACTIONS = {"approve": "approved", "request_changes": "changes_requested", "comment": "commented"}
 
 
+@dataclass(frozen=True)
+class Staff:
+    """What the staff routes share: the site, its accounts and review log, and the issues they can see."""
+
+    site: object
+    accounts: StaffAccounts
+    log: ReviewLog
+    catalogue: IssueCatalogue
+    key: str
+    secure: bool  # cookies only over HTTPS when PUBLIC_URL is https
+
+    def issue_path(self, name: str) -> Path:
+        path = self.catalogue.path(name)
+        if path is None:
+            abort(404)
+        return path
+
+
 def staff_blueprint(site, store: Store) -> Blueprint:
     bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder=str(TEMPLATES))
-    accounts = StaffAccounts(store.engine)
     log = ReviewLog(store.engine)
-    catalogue = IssueCatalogue(site, log)
-    key = secret_key(site)
-    secure = site.public_url.startswith("https://")
-    issue_page = page_environment(TEMPLATES / "staff").get_template("issue_page.html")
+    staff = Staff(site, StaffAccounts(store.engine), log, IssueCatalogue(site, log), secret_key(site),
+                  site.public_url.startswith("https://"))
+    _add_sign_in(bp, staff)
+    _add_issue_pages(bp, staff)
+    _add_issue_actions(bp, staff)
+    return bp
+
+
+def _add_sign_in(bp: Blueprint, staff: Staff) -> None:
+    """Sign-in, sign-out, and the gate in front of every other staff route."""
+    accounts, key = staff.accounts, staff.key
 
     def sign_in_form(error: str = "", status: int = 200, email: str = ""):
         return render_template("staff/sign_in.html", title="Staff sign-in", error=error, email=email,
@@ -78,7 +103,7 @@ def staff_blueprint(site, store: Store) -> Blueprint:
         if token is None:
             return sign_in_form("The e-mail address or the password is not right.", 401, email)
         response = redirect("/staff/", 303)
-        guard.set_session_cookie(response, token, secure)
+        guard.set_session_cookie(response, token, staff.secure)
         return response
 
     @bp.post("/sign-out")
@@ -86,8 +111,14 @@ def staff_blueprint(site, store: Store) -> Blueprint:
         guard.require_csrf(guard.current(accounts))
         accounts.sign_out(request.cookies.get(guard.COOKIE))
         response = redirect("/staff/sign-in", 303)
-        guard.clear_session_cookie(response, secure)
+        guard.clear_session_cookie(response, staff.secure)
         return response
+
+
+def _add_issue_pages(bp: Blueprint, staff: Staff) -> None:
+    """The list of issues, an issue's review page (the preview's page), and the parts it frames."""
+    site, accounts, log, catalogue = staff.site, staff.accounts, staff.log, staff.catalogue
+    issue_page = page_environment(TEMPLATES / "staff").get_template("issue_page.html")
 
     @bp.get("/")
     def issues():
@@ -95,19 +126,12 @@ def staff_blueprint(site, store: Store) -> Blueprint:
         return render_template("staff/issues.html", title="Issues", me=me.member, csrf_token=me.csrf_token,
                                rows=catalogue.rows(), review_required=site.config.review_required)
 
-    def issue_path(name: str) -> Path:
-        path = catalogue.path(name)
-        if path is None:
-            abort(404)
-        return path
-
     @bp.get("/issues/<name>/")
     def issue(name: str):
         me = guard.current(accounts)
-        snapshot = catalogue.snapshot(issue_path(name))
-        base = f"/staff/issues/{name}/"
+        snapshot = catalogue.snapshot(staff.issue_path(name))
         html = issue_page.render(
-            **page_context(snapshot, site.root, base=base, live=False),
+            **page_context(snapshot, site.root, base=f"/staff/issues/{name}/", live=False),
             me=me.member, csrf_token=me.csrf_token, review=catalogue.review(snapshot),
             events=log.events(snapshot.issue_slug) if snapshot.ok else [],
             note=NOTES.get(request.args.get("done", ""), ""), max_comment=MAX_COMMENT,
@@ -119,7 +143,7 @@ def staff_blueprint(site, store: Store) -> Blueprint:
 
     @bp.get("/issues/<name>/<any('email.html', 'web.html', 'sample.eml'):part>")
     def issue_part(name: str, part: str):
-        snapshot = catalogue.snapshot(issue_path(name))
+        snapshot = catalogue.snapshot(staff.issue_path(name))
         if not snapshot.ok:
             abort(404)
         if part == "sample.eml":
@@ -137,6 +161,14 @@ def staff_blueprint(site, store: Store) -> Blueprint:
     def issue_asset(name: str, asset: str):
         return send_from_directory(ASSETS_DIR, asset, max_age=0)
 
+
+def _add_issue_actions(bp: Blueprint, staff: Staff) -> None:
+    """The forms on an issue's page: approve, ask for changes, comment, and a test copy to oneself."""
+    site, accounts, log, catalogue = staff.site, staff.accounts, staff.log, staff.catalogue
+
+    def back_to(name: str) -> list[tuple[str, str]]:
+        return [("Back to the issue", f"/staff/issues/{name}/")]
+
     @bp.post("/issues/<name>/review")
     def review(name: str):
         me = guard.current(accounts)
@@ -144,7 +176,7 @@ def staff_blueprint(site, store: Store) -> Blueprint:
         kind = ACTIONS.get(request.form.get("action", ""))
         if kind is None:
             abort(400, "Unknown action.")
-        snapshot = catalogue.snapshot(issue_path(name))
+        snapshot = catalogue.snapshot(staff.issue_path(name))
         if not snapshot.ok:
             return message_page("The issue does not build", ["Nothing was recorded: fix the issue first."], 409)
         if request.form.get("digest", "") != snapshot.digest:
@@ -155,28 +187,24 @@ def staff_blueprint(site, store: Store) -> Blueprint:
         try:
             log.record(snapshot.issue_slug, snapshot.digest, me.member, kind, request.form.get("comment", ""))
         except ReviewError as exc:
-            return message_page("Not recorded", [str(exc)], 403, [("Back to the issue", f"/staff/issues/{name}/")])
+            return message_page("Not recorded", [str(exc)], 403, back_to(name))
         return redirect(f"/staff/issues/{name}/?done={kind}", 303)
 
     @bp.post("/issues/<name>/test-send")
     def test_send(name: str):
         me = guard.current(accounts)
         guard.require_csrf(me)
-        path = issue_path(name)
+        path = staff.issue_path(name)
         if log.test_sends_left(me.member) <= 0:
             return message_page("Too many test sends", [
                 f"You can send {TEST_SENDS_PER_WINDOW} test copies an hour. Please try again later."], 429,
-                [("Back to the issue", f"/staff/issues/{name}/")])
+                back_to(name))
         snapshot = catalogue.snapshot(path)
         log.record(snapshot.issue_slug or name, snapshot.digest, me.member, "test_sent")
         try:
             _build, results, _transport = send_test(site, path, [me.member.email])
         except NewsletterError as exc:
-            return message_page("The test copy was not sent", [str(exc)], 502,
-                           [("Back to the issue", f"/staff/issues/{name}/")])
+            return message_page("The test copy was not sent", [str(exc)], 502, back_to(name))
         if not all(r.ok for r in results):
-            return message_page("The test copy was not sent", [r.reply for r in results], 502,
-                           [("Back to the issue", f"/staff/issues/{name}/")])
+            return message_page("The test copy was not sent", [r.reply for r in results], 502, back_to(name))
         return redirect(f"/staff/issues/{name}/?done=test_sent", 303)
-
-    return bp
