@@ -70,12 +70,12 @@ def qp_decode(encoded: str) -> str:
 
 
 def assert_well_formed(encoded: str, longest: int) -> None:
-    """CRLF line ends only, no line longer than ``longest``, no line of a single dot."""
+    """CRLF line ends only, no line longer than ``longest``, no line that starts with a dot."""
     assert encoded.isascii()
     lines = encoded.split("\r\n")
     assert not any("\r" in line or "\n" in line for line in lines), "a bare CR or LF"
     assert max(len(line) for line in lines) <= longest
-    assert "." not in lines
+    assert not any(line.startswith(".") for line in lines), "a line that starts with a dot"
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +128,11 @@ def test_the_shortcut_for_values_needing_no_encoding_gives_what_the_standard_lib
     assert qp_encode(value) == qp_encode_stdlib(value)
 
 
-def test_a_final_newline_is_a_crlf_and_a_lone_dot_is_escaped():
+def test_a_final_newline_is_a_crlf_and_a_dot_that_starts_a_line_is_escaped():
     assert qp_encode("abc\n") == "abc\r\n"
     assert qp_encode("Thanks.\n.\nBye") == "Thanks.\r\n=2E\r\nBye"
+    assert qp_encode(".intro { color: #333 }\n.x") == "=2Eintro { color: #333 }\r\n=2Ex"
+    assert qp_encode("v1.2") == "v1.2"
 
 
 # ------------------------------------------------------------------ the seams, for any value
