@@ -12,7 +12,7 @@ from newsletters.config import Site
 from newsletters.errors import ConfigError, RecipientError
 from recipients import ConfirmationDue, Recipient, SignUp, Store, open_store
 from recipients.export import records, write_csv, write_json
-from foundation.migrate import current_revision, head_revision, upgrade
+from foundation.migrate import HEAD, current_revision, head_revision, upgrade
 from foundation.tables import consent_events, metadata, subscribers, suppressions
 
 KEY = "test-secret-key-for-recipients-0123456789"
@@ -265,6 +265,11 @@ def test_a_baseline_database_upgrades_to_head_keeping_its_data(db_url):
     with Store(db_url, secret_key=KEY) as again:  # opening twice is harmless
         assert current_revision(again.engine) == head_revision()
         assert again.stats()["total"] == 1
+
+
+def test_the_revision_a_current_database_is_checked_against_is_the_newest_migration_script():
+    """``HEAD`` spares every command alembic's start-up; a new migration that forgot to move it fails here."""
+    assert HEAD == head_revision()
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
