@@ -139,9 +139,10 @@ def _local_hostname() -> str:
 
 
 _BARE_CR = re.compile(rb"\r(?!\n)")
+_DOT_AFTER_LINE_END = re.compile(rb"\n\.")
 
 
-def is_canonical(message: bytes) -> bool:
+def _crlf_only(message: bytes) -> bool:
     """True when every CR is followed by LF and every LF preceded by CR.
 
     As many CRs as LFs and no CR without its LF imply no LF without its CR. Counts
@@ -151,14 +152,33 @@ def is_canonical(message: bytes) -> bool:
     return message.count(b"\r") == message.count(b"\n") and not _BARE_CR.search(message)
 
 
+def is_canonical(message: bytes) -> bool:
+    """True when DATA can take the message as it is: CRLF line ends only, no line that starts
+    with a dot (nothing to stuff), and a CRLF at the end.
+
+    ``MessageFactory`` writes such messages (it encodes a leading dot as ``=2E``).
+    Checking takes 90 µs on a 60 KB message, a search for a line-leading dot alone
+    36 µs, so the delivery pipe checks the first message of each connection and
+    then passes ``send(..., canonical=True)`` instead.
+    """
+    return (
+        _crlf_only(message)
+        and message.endswith(b"\r\n")
+        and not message.startswith(b".")
+        and not _DOT_AFTER_LINE_END.search(message)
+    )
+
+
 def _dot_stuff(message: bytes, canonical: bool = False) -> bytes:
     """The message as DATA needs it: CRLF line ends, leading dots doubled, ending in CRLF.
 
     A bare CR or LF is never passed on: next to a dot, a lenient server may read
     it as the end of the data and take what follows as a second message (SMTP
-    smuggling).
+    smuggling). ``canonical`` is the caller's word that ``is_canonical`` holds.
     """
-    if not canonical and not is_canonical(message):
+    if canonical:
+        return message
+    if not _crlf_only(message):
         message = re.sub(rb"\r\n|\r|\n", b"\r\n", message)
     if message.startswith(b"."):
         message = b"." + message
@@ -353,11 +373,12 @@ class SMTPTransport:
 
     # -- one message ------------------------------------------------------------
     def send(self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False) -> Reply:
-        """Hand one message over; ``canonical=True`` is the caller's word that it has CRLF line ends only.
+        """Hand one message over; ``canonical=True`` is the caller's word that ``is_canonical`` holds.
 
         (``MessageFactory`` output does; the delivery pipe checks the first message
-        of a run with ``is_canonical`` and passes the flag only if it holds.) It
-        saves searching 60 KB for a bare CR or LF on every message.
+        of each connection with ``is_canonical`` and passes the flag only if it
+        holds.) It saves searching 60 KB for bare CRs, LFs and leading dots on
+        every message.
         """
         recipients = list(recipients)
         if not recipients:

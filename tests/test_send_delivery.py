@@ -368,7 +368,7 @@ def test_unaccepted_check_errors_stop_the_send_before_anything_is_recorded(site_
 
 
 def test_messages_the_pipe_vouches_for_are_crlf_only_even_with_unusual_names(site_dir):
-    """The pipe tells the SMTP client its messages need no line-end repair; that must stay true."""
+    """The pipe tells the SMTP client its messages need no line-end repair and no dot-stuffing; that must stay true."""
     from newsletters.build import build_issue
     from newsletters.personalize import MessageFactory
     from newsletters.transport import is_canonical
@@ -376,7 +376,7 @@ def test_messages_the_pipe_vouches_for_are_crlf_only_even_with_unusual_names(sit
     site_dir = make_send_site(site_dir)
     site = Site.load(site_dir)
     factory = MessageFactory(site, build_issue(site, site_dir / ISSUE).rendered)
-    names = ["Siobhán", "O'Connell-Smythe", "Zoë \"Z\" Ng", "李小龍", "A" * 150, "Émile Zola", ""]
+    names = ["Siobhán", "O'Connell-Smythe", "Zoë \"Z\" Ng", "李小龍", "A" * 150, "Émile Zola", "", ".", ".Ann"]
     for name in names:
         message = factory.build(
             to_email="reader@example.org", to_name=name, first_name=name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import re
 import ssl
 
 import pytest
@@ -248,14 +249,31 @@ def test_bare_line_ends_are_made_crlf_so_nothing_can_be_smuggled_after_a_fake_en
     (received,) = inbox.messages  # one message, not two
     assert received.rcpt_tos == ["ann@example.org"]
     assert b"\r\nMAIL FROM:<evil@example.net>\r\n" in received.content  # delivered as text inside it
-    assert is_canonical(received.content)
+    assert not re.search(rb"\r(?!\n)|(?<!\r)\n", received.content)  # CRLF line ends only
 
 
-def test_is_canonical_accepts_only_crlf_line_ends():
+def test_is_canonical_accepts_only_what_data_takes_as_it_is():
     assert is_canonical(b"a\r\nb\r\n")
     assert not is_canonical(b"a\nb\r\n")
     assert not is_canonical(b"a\rb\r\n")
     assert not is_canonical(b"a\n\rb")  # as many CRs as LFs, none paired
+    assert not is_canonical(b"a\r\n.\r\nb\r\n")  # a dot to stuff
+    assert not is_canonical(b".a\r\n")
+    assert not is_canonical(b"a\r\nb")  # no final CRLF
+    assert is_canonical(b"a.\r\n=2E\r\n")
+
+
+def test_a_message_vouched_for_goes_out_as_it_is_and_one_that_is_not_is_stuffed():
+    """``canonical=True`` skips the stuffing; the flag is only passed for what is_canonical accepts."""
+    inbox = Inbox()
+    with smtp_server(inbox) as (host, port):
+        transport = plain(port)
+        transport.send(SENDER, ["ann@example.org"], b"Subject: a\r\n\r\nline\r\n=2Eone\r\n", canonical=True)
+        transport.send(SENDER, ["ann@example.org"], b"Subject: b\r\n\r\nline\r\n.one\r\n.\r\n..two\r\n")
+        transport.close()
+    first, second = (m.content for m in inbox.messages)
+    assert first == b"Subject: a\r\n\r\nline\r\n=2Eone\r\n"
+    assert second == b"Subject: b\r\n\r\nline\r\n.one\r\n.\r\n..two\r\n"  # stuffed on the wire, unstuffed by the server
 
 
 def test_login_over_starttls_and_a_refused_password_is_a_setting_to_fix(certificate):

@@ -222,7 +222,7 @@ class SendPlan:
             claimable=self.claimable,
             limit=self.limit,
             on_bounce=bounce,
-            canonical=True,  # MessageFactory writes CRLF only; DKIM signing keeps it so
+            canonical=True,  # MessageFactory writes what DATA takes as is (CRLF only, no line-leading dot); so does DKIM
             reserve=(lambda conn, ids: worker.reserve(conn, ids, self.claimable)) if worker else None,
             reserve_chunk=chunk,
         )
