@@ -23,38 +23,28 @@ from __future__ import annotations
 
 import threading
 from contextlib import nullcontext
-from dataclasses import dataclass
-from enum import Enum
 from typing import Iterable, Iterator
 
 import sqlalchemy as sa
 
-from foundation.tables import SENDABLE, SENDING, SKIPPED, consent_events, deliveries, subscribers, suppressions, utcnow
+from foundation.tables import (
+    SENDABLE,
+    SENDING,
+    SKIPPED,
+    consent_events,
+    deliveries,
+    subscribers,
+    suppressions,
+    utcnow,
+)
 
+from .claims import Claim, Outcome, resolve_statement
+from .postgres_claims import PostgresHandoverWriter
 from .store import Recipient, Store
 
+__all__ = ["SKIPPED_TEXT", "Claim", "Handover", "HandoverWriter", "Outcome", "SQLiteHandoverWriter"]
+
 SKIPPED_TEXT = "no longer eligible when their turn came (unsubscribed, bounced, complained or removed)"
-
-
-class Claim(Enum):
-    """How a claim ended: hand the message over, or not (and why not)."""
-
-    CLAIMED = "claimed"
-    SKIPPED = "skipped"  # the subscriber is no longer eligible; the row now says so
-    LOST = "lost"  # another process or an earlier session holds or finished the row
-
-    def __bool__(self) -> bool:
-        return self is Claim.CLAIMED
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one handover ended as, to be written on the row it claimed."""
-
-    subscriber_id: int
-    state: str
-    code: int | None = None
-    text: str | None = None
 
 
 class Handover:
@@ -148,16 +138,7 @@ class Handover:
         return HandoverWriter(self, conn)
 
 
-def _resolve_statement(run, sub, new_state, code, text, now) -> sa.Update:
-    """Write a handover's outcome on the row this connection holds in ``sending``."""
-    return (
-        deliveries.update()
-        .where(deliveries.c.run_id == run, deliveries.c.subscriber_id == sub, deliveries.c.state == SENDING)
-        .values(state=new_state, reply_code=code, reply_text=text, done_at=now)
-    )
-
-
-_RESOLVE = _resolve_statement(*(sa.bindparam(name) for name in ("run", "sub", "new_state", "code", "text", "now")))
+_RESOLVE = resolve_statement(*(sa.bindparam(name) for name in ("run", "sub", "new_state", "code", "text", "now")))
 
 
 class HandoverWriter:
@@ -197,6 +178,9 @@ class HandoverWriter:
                 if self.conn.execute(claim_sql, params).rowcount != 1:
                     result = Claim.SKIPPED if self.conn.execute(skip_sql, params).rowcount == 1 else Claim.LOST
         return result
+
+    # Claims here are decided by the time ``record`` returns: its Claim is its own result().
+    begin = record
 
 
 class SQLiteHandoverWriter:
@@ -241,6 +225,8 @@ class SQLiteHandoverWriter:
         with self.handover.write_lock:
             return self._record(now, run_id, outcome, claim, tuple(claimable))
 
+    begin = record  # decided at once, as with ``HandoverWriter``
+
     def _record(self, now, run_id, outcome, claim, claimable) -> Claim:
         cursor = self.db.cursor()
         cursor.execute("BEGIN IMMEDIATE")
@@ -265,101 +251,3 @@ class SQLiteHandoverWriter:
         finally:
             cursor.close()
         return result
-
-
-class PostgresHandoverWriter:
-    """The same statements on the raw psycopg connection, as one statement: one round trip per message.
-
-    Through Core a claim-and-record on PostgreSQL is BEGIN, two or three UPDATEs
-    and COMMIT, each a round trip to the server, and the COMMIT waits for the
-    WAL to reach the disk: measured in bench/send.py that made a send 0.23x as
-    fast as on SQLite. Here the outcome, the claim and the skip are one
-    statement (data-modifying CTEs, compiled once from ``Handover.claim_statements``
-    so the eligibility rule is the store's, not a copy), run in autocommit so the
-    statement is its own transaction, and prepared once (server-side) per connection.
-
-    The claim and skip see the same snapshot and exclude each other (eligible,
-    or not); a concurrent claimer of the same row waits for the row lock, then
-    re-checks ``state`` and finds it taken: LOST, exactly as with Core.
-
-    Durability: each such transaction commits with ``synchronous_commit = off``
-    (set for that transaction only, by ``set_config(..., true)``). A crash of
-    the sender loses nothing (the commit is done when the statement returns);
-    only a crash of the *database server* can lose the last fraction of a second
-    of claims and outcomes. Those rows then read as before the claim, so a
-    resume may send those few messages again: the same trade SQLite makes here
-    with ``synchronous=NORMAL`` (see ``Ledger.connect``).
-    """
-
-    def __init__(self, handover: Handover, conn: sa.Connection):
-        self.handover = handover
-        self.conn = conn
-        self.db = conn.connection.dbapi_connection
-        self._sql: dict[tuple, dict[str, str]] = {}
-
-    def close(self) -> None:
-        """Nothing of its own to undo: the connection is the caller's, and left as it was given."""
-
-    def _statements(self, states: tuple[str, ...]) -> dict[str, str]:
-        found = self._sql.get(states)
-        if found is None:
-            dialect = self.handover.engine.dialect
-            names = ("run", "sub", "previous", "new_state", "code", "text", "now")
-            placeholder = {name: sa.literal_column(f"%({name})s") for name in names}
-
-            def sql(statement) -> str:
-                # Constants become literals (a '%' in them doubled, as psycopg expects); our
-                # placeholders were doubled too, and are turned back into placeholders here.
-                text = str(statement.returning(deliveries.c.subscriber_id).compile(
-                    dialect=dialect, compile_kwargs={"literal_binds": True}))
-                for name in names:
-                    text = text.replace(f"%%({name})s", f"%({name})s")
-                return text
-
-            run, sub, previous, new_state, code, text, now = placeholder.values()
-            claim, skip = self.handover.claim_statements(run, sub, now, states)
-            # The skip is the claim's refusal: once the claim took the row there is nothing to skip,
-            # and saying so up front (a one-time filter) spares the server a second eligibility check.
-            claim, skip = sql(claim), sql(skip.where(~sa.exists().select_from(sa.table("claimed"))))
-            resolve = sql(_resolve_statement(run, previous, new_state, code, text, now))
-            lazy_commit = "set_config('synchronous_commit', 'off', true)"
-            claims = (f"claimed AS ({claim}), skipped AS ({skip}) "
-                      f"SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM skipped), {lazy_commit}")
-            # The plan is prepared once and kept for the whole send, so the planner must know
-            # now that this run's rows exist: freshly enqueued and never analysed, the table
-            # looks empty, and the cached plan then finds the row through the (run, state)
-            # index, walking every row of the run for each message (measured: 100 million row
-            # fetches for 10,000 messages) instead of through the (run, subscriber) key.
-            self._run("ANALYZE deliveries", {})
-            found = self._sql[states] = {
-                "both": f"WITH resolved AS ({resolve}), {claims}",
-                "claim": f"WITH {claims}",
-                "resolve": f"WITH resolved AS ({resolve}) SELECT count(*), 0, {lazy_commit} FROM resolved",
-            }
-        return found
-
-    def record(self, run_id: int, outcome: Outcome | None, claim: int | None = None, claimable=SENDABLE) -> Claim:
-        """The previous outcome and the next claim in one statement (two when they are the same row)."""
-        if outcome is None and claim is None:
-            return Claim.CLAIMED
-        statements = self._statements(tuple(claimable))
-        params = dict(run=run_id, sub=claim, now=utcnow())
-        if outcome is not None:
-            params.update(previous=outcome.subscriber_id, new_state=outcome.state, code=outcome.code,
-                          text=outcome.text)
-        # One statement sees one snapshot: an outcome and a claim of the same row go one after the other.
-        if outcome is not None and (claim is None or claim == outcome.subscriber_id):
-            self._run(statements["resolve"], params)
-            outcome = None
-        if claim is None:
-            return Claim.CLAIMED
-        claimed, skipped = self._run(statements["both" if outcome is not None else "claim"], params)
-        return Claim.CLAIMED if claimed else Claim.SKIPPED if skipped else Claim.LOST
-
-    def _run(self, sql: str, params: dict) -> tuple[int, int] | None:
-        self.db.autocommit = True  # the one statement is its own transaction; no BEGIN/COMMIT round trips
-        try:
-            cursor = self.db.execute(sql, params, prepare=bool(params))
-            return cursor.fetchone()[:2] if params else None  # each statement with parameters returns one row
-        finally:
-            self.db.autocommit = False
