@@ -24,7 +24,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .errors import ConfigError, TransportError
 from .tls import verified_tls_context
@@ -372,13 +372,23 @@ class SMTPTransport:
             time.sleep(pause * attempt)
 
     # -- one message ------------------------------------------------------------
-    def send(self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False) -> Reply:
+    def send(
+        self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False,
+        ready: Callable[[], object] | None = None,
+    ) -> Reply | None:
         """Hand one message over; ``canonical=True`` is the caller's word that ``is_canonical`` holds.
 
         (``MessageFactory`` output does; the delivery pipe checks the first message
         of each connection with ``is_canonical`` and passes the flag only if it
         holds.) It saves searching 60 KB for bare CRs, LFs and leading dots on
         every message.
+
+        ``ready`` is asked once the server has taken the envelope and opened the
+        data, right before the message goes: if it answers false nothing is
+        handed over, the connection is dropped (an opened DATA ends only with a
+        message or with the connection) and ``send`` returns None. The delivery
+        pipe passes its claim here, so the claim's round trip to the database
+        runs while the server answers MAIL, RCPT and DATA.
         """
         recipients = list(recipients)
         if not recipients:
@@ -392,17 +402,19 @@ class SMTPTransport:
             # A connection idle for long may have been closed by the server. If the
             # very first command finds it dead nothing was handed over: reconnect once.
             try:
-                return self._transaction(sender, recipients, message, canonical)
+                return self._transaction(sender, recipients, message, canonical, ready)
             except _Stale:
                 self._drop()
                 self._connect()
         try:
-            return self._transaction(sender, recipients, message, canonical)
+            return self._transaction(sender, recipients, message, canonical, ready)
         except _Stale as exc:
             self._drop()
             raise ConnectionLost(f"connection lost: {exc}", where=self.where) from None
 
-    def _transaction(self, sender: str, recipients: list[str], message: bytes, canonical: bool = False) -> Reply:
+    def _transaction(
+        self, sender: str, recipients: list[str], message: bytes, canonical: bool, ready: Callable[[], object] | None
+    ) -> Reply | None:
         utf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
         if utf8 and "SMTPUTF8" not in self._ext:
             raise SMTPRefused(
@@ -453,6 +465,8 @@ class SMTPTransport:
                 self._after_refusal(reply)
                 code = reply.code if reply.code >= 400 else 451
                 raise SMTPRefused(code, reply.text or f"unexpected reply {reply.code}", where=self.where, stage=stage)
+            if ready is not None and not self._still_wanted(ready):
+                return None
             # One write, dot included: if it fails, the kernel did not take the end of it, so the
             # dot never went out. (A server that gives up mid-data on a message larger than the
             # socket buffers makes this write fail; on a smaller one the cut shows only as a
@@ -482,6 +496,17 @@ class SMTPTransport:
             where=self.where,
             handed_over=True,
         )
+
+    def _still_wanted(self, ready: Callable[[], object]) -> bool:
+        """Ask ``ready``; if the message is not to go after all, end the opened DATA the only safe way."""
+        try:
+            wanted = bool(ready())
+        except BaseException:
+            self._drop()
+            raise
+        if not wanted:
+            self._drop()
+        return wanted
 
     def _after_refusal(self, reply: Reply) -> None:
         if self._sock is None:

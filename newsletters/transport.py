@@ -19,7 +19,7 @@ import mailbox
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from .errors import ConfigError
 from .smtp import (  # noqa: F401  (re-exported: callers import the SMTP names from here)
@@ -38,7 +38,12 @@ from .smtp import (  # noqa: F401  (re-exported: callers import the SMTP names f
 class Transport(Protocol):
     description: str
 
-    def send(self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False) -> Reply: ...
+    def send(
+        self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False,
+        ready: Callable[[], object] | None = None,
+    ) -> Reply | None:
+        """Hand ``message`` over. ``ready``, if given, is asked right before it goes: when it answers
+        false, nothing is handed over and the result is None (see ``SMTPTransport.send``)."""
 
     def verify(self) -> None: ...
 
@@ -57,7 +62,12 @@ class MaildirTransport:
         self._box = mailbox.Maildir(self.path, create=True)
         self.description = f"maildir outbox {self.path}"
 
-    def send(self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False) -> Reply:
+    def send(
+        self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False,
+        ready: Callable[[], object] | None = None,
+    ) -> Reply | None:
+        if ready is not None and not ready():
+            return None
         key = self._box.add(message)
         return Reply(250, f"stored as {key}")
 
@@ -85,7 +95,12 @@ class RecordingTransport:
     def __post_init__(self):
         self._lock = threading.Lock()
 
-    def send(self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False) -> Reply:
+    def send(
+        self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False,
+        ready: Callable[[], object] | None = None,
+    ) -> Reply | None:
+        if ready is not None and not ready():
+            return None
         with self._lock:
             self.sent.append(RecordedMessage(sender, list(recipients), message))
         return Reply(250, "recorded")

@@ -252,6 +252,23 @@ def test_bare_line_ends_are_made_crlf_so_nothing_can_be_smuggled_after_a_fake_en
     assert not re.search(rb"\r(?!\n)|(?<!\r)\n", received.content)  # CRLF line ends only
 
 
+def test_a_message_its_caller_no_longer_wants_once_the_data_is_open_never_goes_and_the_next_one_does():
+    """``ready`` is the delivery pipe's claim: answered false, or failing, after the server said 354."""
+    inbox = Inbox(pipelining=True)
+    asked = []
+    with smtp_server(inbox) as (host, port):
+        transport = plain(port)
+        assert transport.send(SENDER, ["ann@example.org"], MESSAGE, ready=lambda: asked.append(1)) is None
+        with pytest.raises(ZeroDivisionError):
+            transport.send(SENDER, ["bob@example.org"], MESSAGE, ready=lambda: 1 / 0)
+        reply = transport.send(SENDER, ["cy@example.org"], MESSAGE, ready=lambda: True)
+        transport.close()
+    assert asked == [1] and reply.code == 250
+    assert inbox.rcpt_attempts == {"ann@example.org": 1, "bob@example.org": 1, "cy@example.org": 1}
+    assert [m.rcpt_tos for m in inbox.messages] == [["cy@example.org"]]  # no data ever followed the others
+    assert inbox.connections == 3  # each refusal hung up: an opened DATA ends only with a message or that
+
+
 def test_is_canonical_accepts_only_what_data_takes_as_it_is():
     assert is_canonical(b"a\r\nb\r\n")
     assert not is_canonical(b"a\nb\r\n")
