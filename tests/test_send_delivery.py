@@ -281,6 +281,43 @@ def test_someone_who_unsubscribes_before_their_turn_is_skipped(site_dir):
     assert [(r["email"], r["state"]) for r in rest.not_sent] == [(readers[4], "skipped")]
 
 
+class LeavesDuringTheSend(Inbox):
+    """Unsubscribes ``leaver`` (through the store, as the web page would) when the message before
+    theirs reaches RCPT: their row is read and queued, and their claim comes a moment later."""
+
+    def __init__(self, site_dir, before: str, leaver: str, **kw):
+        super().__init__(**kw)
+        self.site_dir, self.before, self.leaver = site_dir, before, leaver
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address == self.before and not self.rcpt_attempts[address]:
+            with open_store(Site.load(self.site_dir)) as store:
+                store.unsubscribe_email(self.leaver, channel="one-click")
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
+def test_someone_who_leaves_between_their_batch_and_their_claim_gets_no_message(site_dir, database_url):
+    """On PostgreSQL the claim travels while the server answers the envelope (recipients/postgres_claims.py):
+    a refused claim must drop the connection before any data, and the send goes on over a new one."""
+    site_dir = make_send_site(site_dir)
+    readers = add_subscribers(site_dir, 6)
+    inbox = LeavesDuringTheSend(site_dir, before=readers[2], leaver=readers[3], pipelining=True)
+    with smtp_server(inbox) as (host, port):
+        write_env(site_dir, **smtp_settings(port, SMTP_CONNECTIONS=1))
+        report = send(site_dir)
+
+    assert inbox.copies() == Counter({address: 1 for address in readers if address != readers[3]})
+    assert inbox.data_attempts[readers[3]] == 0  # not a byte of their message reached the server
+    # SQLite decides the claim before the envelope goes. PostgreSQL sends it with the envelope and, refused,
+    # hangs up once the server opened the data: the rest go over a new connection (one more than the
+    # settings check and the sending connection).
+    on_sqlite = database_url.startswith("sqlite")
+    assert inbox.rcpt_attempts[readers[3]] == (0 if on_sqlite else 1)
+    assert inbox.connections == (2 if on_sqlite else 3)
+    assert report.summary == {"sent": 5, "deferred": 0, "failed": 0, "skipped": 1, "unknown": 0}
+    assert [(r["email"], r["state"]) for r in report.not_sent] == [(readers[3], "skipped")]
+
+
 def test_ctrl_c_finishes_what_is_in_flight_and_a_resume_completes(site_dir):
     site_dir = make_send_site(site_dir)
     readers = add_subscribers(site_dir, 40)

@@ -346,23 +346,30 @@ class DeliveryPipe:
                 self._give_back(probe)
                 self._done(work)
                 return
-        claim = writer.record(self.run_id, pending[0], claim=sid, claimable=self.claimable)
-        pending[0] = None
-        if not claim:  # no longer eligible (now marked skipped), or someone else's
-            self._count(_not_claimed(claim))
-            self._give_back(probe)
-            self._done(work)
-            return
-        work.tries += 1
         if self.canonical and not getattr(self._checked_canonical, "done", False):
             self._checked_canonical.done = True
             if not is_canonical(message):
                 self.canonical = False
-        try:
-            sender = self.sender(recipient) if callable(self.sender) else self.sender  # per recipient: VERP
-            reply = transport.send(sender, [recipient.email], message, canonical=self.canonical)
-        except Exception as exc:
-            self._failed(exc, work, conn, pending, flush, probe)
+        # The claim is sent now and answered while the server takes the envelope; the message
+        # goes only once it is answered, and only if it was ours (``transport.send``'s ``ready``).
+        claim = writer.begin(self.run_id, pending[0], claim=sid, claimable=self.claimable)
+        pending[0] = None
+        reply, failure = None, None
+        if claim is not Claim.SKIPPED and claim is not Claim.LOST:  # a refusal decided at once sends nothing
+            try:
+                sender = self.sender(recipient) if callable(self.sender) else self.sender  # per recipient: VERP
+                reply = transport.send(sender, [recipient.email], message, canonical=self.canonical,
+                                       ready=claim.result)
+            except Exception as exc:
+                failure = exc
+        if not claim.result():  # no longer eligible (now marked skipped), or someone else's: nothing went
+            self._count(_not_claimed(claim.result()))
+            self._give_back(probe)
+            self._done(work)
+            return
+        work.tries += 1
+        if failure is not None:
+            self._failed(failure, work, conn, pending, flush, probe)
             return
         self.backoff.record(False, probe=probe)
         pending[0] = Outcome(sid, SENT, reply.code, _without_address(reply.text, recipient.email)[:500])
