@@ -322,15 +322,6 @@ class DeliveryPipe:
     def _one(self, work: Work, conn, writer, transport: Transport, pending: list, flush: Callable[[], None]) -> None:
         recipient = work.recipient
         sid = recipient.id
-        try:
-            message = self.compose(recipient)
-        except NewsletterError as exc:
-            # Refused before sending (e.g. a name holding a header injection): claim and fail it at once.
-            claim = writer.record(self.run_id, pending[0], claim=sid, claimable=self.claimable)
-            pending[0] = Outcome(sid, FAILED, None, f"not sent: {exc.message}"[:500]) if claim else None
-            self._count(FAILED if claim else _not_claimed(claim))
-            self._done(work)
-            return
         if self.backoff.paused_for() is not None:
             flush()  # about to wait: record the last outcome now, not after the pause
         turn = self.backoff.wait_turn(self._stop)
@@ -346,14 +337,23 @@ class DeliveryPipe:
                 self._give_back(probe)
                 self._done(work)
                 return
+        # The claim is sent now and answered while the message is composed and the server takes the
+        # envelope; the message goes only once it is answered, and only if it was ours (``ready``).
+        claim = writer.begin(self.run_id, pending[0], claim=sid, claimable=self.claimable)
+        pending[0] = None
+        try:
+            message = self.compose(recipient)
+        except NewsletterError as exc:
+            # Refused before sending (e.g. a name holding a header injection): fail it if it is ours.
+            pending[0] = Outcome(sid, FAILED, None, f"not sent: {exc.message}"[:500]) if claim.result() else None
+            self._count(FAILED if claim.result() else _not_claimed(claim.result()))
+            self._give_back(probe)
+            self._done(work)
+            return
         if self.canonical and not getattr(self._checked_canonical, "done", False):
             self._checked_canonical.done = True
             if not is_canonical(message):
                 self.canonical = False
-        # The claim is sent now and answered while the server takes the envelope; the message
-        # goes only once it is answered, and only if it was ours (``transport.send``'s ``ready``).
-        claim = writer.begin(self.run_id, pending[0], claim=sid, claimable=self.claimable)
-        pending[0] = None
         reply, failure = None, None
         if claim is not Claim.SKIPPED and claim is not Claim.LOST:  # a refusal decided at once sends nothing
             try:
