@@ -38,12 +38,6 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-try:
-    from psycopg import errors as pg_errors
-    from psycopg import pq
-except ImportError:  # the ``postgres`` extra is not installed; this writer is only made for psycopg engines
-    pg_errors = pq = None
-
 from foundation.tables import SENDABLE, deliveries, utcnow
 
 from .claims import Claim, Outcome, resolve_statement
@@ -58,6 +52,11 @@ class PostgresHandoverWriter:
         self.handover = handover
         self.conn = conn
         self.pg = conn.connection.dbapi_connection.pgconn
+        # Imported here, with the first writer: psycopg comes with the ``postgres`` extra, which a SQLite
+        # site need not have, nor spend 50 ms of each command's start-up importing.
+        from psycopg import errors, pq
+
+        self._pq, self._errors = pq, errors
         self._prepared: dict[tuple, dict[str, tuple[bytes, tuple[str, ...]]]] = {}
         self._in_flight: _InFlight | None = None
 
@@ -140,7 +139,7 @@ class PostgresHandoverWriter:
 
     # -- libpq -----------------------------------------------------------------------------
     def _send(self, statement: tuple[bytes, tuple[str, ...]], values: dict) -> None:
-        if self.pg.transaction_status != pq.TransactionStatus.IDLE:
+        if self.pg.transaction_status != self._pq.TransactionStatus.IDLE:
             raise RuntimeError("a claim must be its own transaction, and this connection is inside one")
         name, order = statement
         self.pg.send_query_prepared(name, [_as_text(values[key]) for key in order])
@@ -158,10 +157,10 @@ class PostgresHandoverWriter:
             result = self.pg.get_result()
             if result is None:
                 break
-            if result.status == pq.ExecStatus.TUPLES_OK:
+            if result.status == self._pq.ExecStatus.TUPLES_OK:
                 row = (int(result.get_value(0, 0)), int(result.get_value(0, 1)))
-            elif result.status != pq.ExecStatus.COMMAND_OK and error is None:
-                error = pg_errors.error_from_result(result)
+            elif result.status != self._pq.ExecStatus.COMMAND_OK and error is None:
+                error = self._errors.error_from_result(result)
         if error is not None:
             raise error
         return row
