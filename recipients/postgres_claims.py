@@ -139,6 +139,8 @@ class PostgresHandoverWriter:
 
     # -- libpq -----------------------------------------------------------------------------
     def _send(self, statement: tuple[bytes, tuple[str, ...]], values: dict) -> None:
+        if self._in_flight is not None:  # a claim nobody read (its caller failed): read it, or libpq refuses
+            self.close()
         if self.pg.transaction_status != self._pq.TransactionStatus.IDLE:
             raise RuntimeError("a claim must be its own transaction, and this connection is inside one")
         name, order = statement

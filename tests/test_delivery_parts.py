@@ -127,6 +127,27 @@ def test_a_retry_right_after_its_own_deferral_is_claimed_again(store, path):
         assert ledger.enqueue(conn, run.id, [person, other]) == {person: (SENT, 2), other: (SENT, 1)}
 
 
+def test_a_claim_sent_ahead_is_answered_later_and_one_left_unread_does_not_block_the_next(store):
+    """``begin`` is what the pipe uses: on PostgreSQL it only sends the statement; ``result`` reads the answer."""
+    ledger = Ledger(Handover(store))
+    run = ledger.create_run(issue_slug="x", issue_path="x.toml", subject="s", content_digest="", transport="t")
+    first, second, third = [r.id for r in store.eligible()][:3]
+    reply = "250 2.0.0 Ok: queued as 4Xz 100% ünïcode"
+    with ledger.connect() as conn:
+        ledger.enqueue(conn, run.id, [first, second, third])
+        writer = ledger.writer(conn)
+        ahead = writer.begin(run.id, None, claim=first)
+        assert ahead.result() is Claim.CLAIMED and ahead.result() is Claim.CLAIMED  # read once, then kept
+        writer.begin(run.id, Outcome(first, SENT, 250, reply), claim=second)  # its caller failed to read it
+        assert writer.record(run.id, Outcome(second, SENT, 250, "ok"), claim=third) is Claim.CLAIMED
+        writer.close()
+    with store.engine.connect() as conn:
+        rows = {row.subscriber_id: row for row in conn.execute(sa.select(deliveries))}
+    assert (rows[first].state, rows[first].reply_code, rows[first].reply_text) == (SENT, 250, reply)
+    assert (rows[second].state, rows[third].state) == (SENT, SENDING)
+    assert abs((rows[first].handed_at - datetime.now(timezone.utc)).total_seconds()) < 60
+
+
 # -- the rate limiter -------------------------------------------------------------------------
 
 class FakeClock:
