@@ -76,6 +76,8 @@ class PostgresHandoverWriter:
         """What ``record`` does, sent now and answered by ``result()`` on what this returns."""
         if outcome is None and claim is None:
             return Claim.CLAIMED
+        if self._in_flight is not None:  # a claim nobody read (its caller failed): read it, or libpq refuses
+            self.close()
         statements = self._statements(tuple(claimable))
         values = dict(run=run_id, sub=claim, now=utcnow())
         if outcome is not None:
@@ -102,12 +104,14 @@ class PostgresHandoverWriter:
             # index, walking every row of the run for each message (measured: 100 million row
             # fetches for 10,000 messages) instead of through the (run, subscriber) key.
             self.pg.send_query(b"ANALYZE " + deliveries.name.encode())
+            self._flush()
             self._receive()
             found = {}
             for kind, text in self._texts(states).items():
                 name = f"newsletters_{kind}_{len(self._prepared)}".encode()
                 sql, order = _numbered(text)
                 self.pg.send_prepare(name, sql)
+                self._flush()
                 self._receive()
                 found[kind] = (name, order)
             self._prepared[states] = found
@@ -139,12 +143,13 @@ class PostgresHandoverWriter:
 
     # -- libpq -----------------------------------------------------------------------------
     def _send(self, statement: tuple[bytes, tuple[str, ...]], values: dict) -> None:
-        if self._in_flight is not None:  # a claim nobody read (its caller failed): read it, or libpq refuses
-            self.close()
         if self.pg.transaction_status != self._pq.TransactionStatus.IDLE:
             raise RuntimeError("a claim must be its own transaction, and this connection is inside one")
         name, order = statement
         self.pg.send_query_prepared(name, [_as_text(values[key]) for key in order])
+        self._flush()
+
+    def _flush(self) -> None:
         while self.pg.flush():  # 1: the socket took only part of it (psycopg runs libpq non-blocking)
             select.select([], [self.pg.socket], [])
 
