@@ -8,7 +8,9 @@ nothing but delivery uses it. It offers four things:
   *only if that subscriber is eligible at that instant*, by the same rule as
   ``Store.eligible_query`` (the rule is written once, there, and embedded
   here in the claim's own statement), and in the same transaction writes the
-  outcome of the previous message;
+  outcome of the previous message; ``begin`` does the same and returns what
+  answers it (``result()``), which on PostgreSQL (``postgres_claims``) lets
+  the caller work while the database does;
 * a claim that fails because the person left since their batch was read marks
   the row ``skipped``, so an unsubscribe counts at once for read-ahead batches
   and retries alike;

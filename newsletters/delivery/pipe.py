@@ -345,8 +345,9 @@ class DeliveryPipe:
             message = self.compose(recipient)
         except NewsletterError as exc:
             # Refused before sending (e.g. a name holding a header injection): fail it if it is ours.
-            pending[0] = Outcome(sid, FAILED, None, f"not sent: {exc.message}"[:500]) if claim.result() else None
-            self._count(FAILED if claim.result() else _not_claimed(claim.result()))
+            ours = claim.result()
+            pending[0] = Outcome(sid, FAILED, None, f"not sent: {exc.message}"[:500]) if ours else None
+            self._count(FAILED if ours else _not_claimed(ours))
             self._give_back(probe)
             self._done(work)
             return
