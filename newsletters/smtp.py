@@ -138,6 +138,9 @@ def _local_hostname() -> str:
     return name if name and name.isascii() and " " not in name else "localhost.localdomain"
 
 
+# ``send``'s last question before the message goes (see there): false means it must not go.
+Ready = Callable[[], object]
+
 _BARE_CR = re.compile(rb"\r(?!\n)")
 _DOT_AFTER_LINE_END = re.compile(rb"\n\.")
 
@@ -374,7 +377,7 @@ class SMTPTransport:
     # -- one message ------------------------------------------------------------
     def send(
         self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False,
-        ready: Callable[[], object] | None = None,
+        ready: Ready | None = None,
     ) -> Reply | None:
         """Hand one message over; ``canonical=True`` is the caller's word that ``is_canonical`` holds.
 
@@ -413,7 +416,7 @@ class SMTPTransport:
             raise ConnectionLost(f"connection lost: {exc}", where=self.where) from None
 
     def _transaction(
-        self, sender: str, recipients: list[str], message: bytes, canonical: bool, ready: Callable[[], object] | None
+        self, sender: str, recipients: list[str], message: bytes, canonical: bool, ready: Ready | None
     ) -> Reply | None:
         utf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
         if utf8 and "SMTPUTF8" not in self._ext:
@@ -497,7 +500,7 @@ class SMTPTransport:
             handed_over=True,
         )
 
-    def _still_wanted(self, ready: Callable[[], object]) -> bool:
+    def _still_wanted(self, ready: Ready) -> bool:
         """Ask ``ready``; if the message is not to go after all, end the opened DATA the only safe way."""
         try:
             wanted = bool(ready())

@@ -19,13 +19,14 @@ import mailbox
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 from .errors import ConfigError
 from .smtp import (  # noqa: F401  (re-exported: callers import the SMTP names from here)
     LOOPBACK,
     SECURITY_MODES,
     ConnectionLost,
+    Ready,
     Reply,
     SMTPRefused,
     SMTPSettings,
@@ -40,7 +41,7 @@ class Transport(Protocol):
 
     def send(
         self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False,
-        ready: Callable[[], object] | None = None,
+        ready: Ready | None = None,
     ) -> Reply | None:
         """Hand ``message`` over. ``ready``, if given, is asked right before it goes: when it answers
         false, nothing is handed over and the result is None (see ``SMTPTransport.send``)."""
@@ -64,7 +65,7 @@ class MaildirTransport:
 
     def send(
         self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False,
-        ready: Callable[[], object] | None = None,
+        ready: Ready | None = None,
     ) -> Reply | None:
         if ready is not None and not ready():
             return None
@@ -97,7 +98,7 @@ class RecordingTransport:
 
     def send(
         self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False,
-        ready: Callable[[], object] | None = None,
+        ready: Ready | None = None,
     ) -> Reply | None:
         if ready is not None and not ready():
             return None

@@ -41,8 +41,8 @@ class Context:
         return self._site
 
 
-# Which module registers each command. Importing all of them costs 0.5 s (Flask, the article readers,
-# the preview server …), which was half of every ``newsletter send``'s start-up, once per sender.
+# Which module registers each command. Importing all of them (Flask, the preview server …) cost every
+# ``newsletter send`` 0.1 s of start-up, once per sender: 0.68 against 0.57 s to import what it needs.
 COMMAND_MODULES = {
     "article": "content", "new": "content", "build": "build", "check": "check", "preview": "preview",
     "recipients": "recipients", "serve": "recipients", "send": "send", "sends": "send",
