@@ -90,6 +90,13 @@ class Handover:
         """The eligibility rule as a query of ids, for counting what a run still owes."""
         return self.store.eligible_query()
 
+    @property
+    def row_eligible(self) -> sa.Exists:
+        """The rule as a condition on a delivery row (its subscriber may be mailed now), for statements
+        over a run's rows: a per-row lookup, where ``NOT IN (eligible ids)`` rescans the whole list
+        for each row once the ids outgrow PostgreSQL's work_mem."""
+        return self._eligible_now
+
     def count_eligible(self) -> int:
         return self.store.count_eligible()
 

@@ -149,16 +149,19 @@ def test_a_claim_sent_ahead_is_answered_later_and_one_left_unread_does_not_block
     assert abs((rows[first].handed_at - datetime.now(timezone.utc)).total_seconds()) < 60
 
 
-def test_what_a_resume_would_send_is_counted_in_one_pass_over_the_run_even_with_stale_statistics(
+def test_what_is_left_of_a_run_is_counted_and_skipped_in_one_pass_even_with_stale_statistics(
         site_dir, database_url, tmp_path):
-    """A sender joining a run in progress (or a resume right after one) counts what is left.
+    """A sender joining a run in progress (or a resume right after one) counts what is left;
+    the run's last sender marks the waiting rows of people who left ``skipped``.
 
-    The ledger's statistics then date from when everyone was queued; on PostgreSQL
-    the count used to read the run's rows once per subscriber (a million rows
-    here, 50 million for 10,000 subscribers: seconds before the send began).
-    Counted the same on SQLite; on PostgreSQL the rows the plan read are checked.
+    The ledger's statistics then date from when everyone was queued, and on a
+    big list the eligible ids outgrow PostgreSQL's work_mem. The count used to
+    read the run's rows once per subscriber (millions of rows here, 50 million
+    for 10,000 subscribers: seconds before the send began), the skip to rescan
+    the list once per waiting row. The same answers on SQLite; on PostgreSQL
+    the rows each plan read are checked, with work_mem as small as it goes.
     """
-    n = 1000
+    n = 6000
     make_send_site(site_dir, DATABASE_URL=database_url)
     csv = tmp_path / "list.csv"
     csv.write_text("email,first_name,consent_at,consent_source\n" + "".join(
@@ -175,23 +178,35 @@ def test_what_a_resume_would_send_is_counted_in_one_pass_over_the_run_even_with_
         if postgres:  # what the first claim does: statistics taken while the whole run is queued
             with store.engine.begin() as conn:
                 conn.exec_driver_sql("ANALYZE deliveries")
-        with store.engine.begin() as conn:  # then the run goes out: all sent but ten deferred and ten unknown
+        with store.engine.begin() as conn:  # then the run goes out: all sent but 300 deferred and 10 unknown
             conn.execute(deliveries.update().where(deliveries.c.run_id == run.id).values(state=SENT))
-            for state, chunk in ((DEFERRED, ids[:10]), (UNKNOWN, ids[10:20])):
+            for state, chunk in ((DEFERRED, ids[-300:]), (UNKNOWN, ids[-310:-300])):  # the last: scanned to the end
                 conn.execute(deliveries.update().where(deliveries.c.subscriber_id.in_(chunk)).values(state=state))
         statements = []
         sa.event.listen(store.engine, "before_cursor_execute",
                         lambda conn, cursor, statement, parameters, context, many: statements.append(
                             (statement, parameters)))
-        assert ledger.count_waiting(run.id, handover.eligible_ids(), ("queued", "deferred", "skipped")) == 10
-        assert ledger.count_waiting(run.id, handover.eligible_ids(), ("queued", "deferred", "skipped", UNKNOWN)) == 20
-        store.unsubscribe(next(r for r in store.eligible() if r.id == ids[0]).public_id, "link")
-        assert ledger.count_waiting(run.id, handover.eligible_ids(), ("queued", "deferred", "skipped")) == 9
+        sendable = ("queued", "deferred", "skipped")
+        assert ledger.count_waiting(run.id, handover.eligible_ids(), sendable) == 300
+        counted = statements[-1]
+        assert ledger.count_waiting(run.id, handover.eligible_ids(), (*sendable, UNKNOWN)) == 310
+        store.unsubscribe(next(r for r in store.eligible() if r.id == ids[-1]).public_id, "link")
+        assert ledger.count_waiting(run.id, handover.eligible_ids(), sendable) == 299
+        assert ledger.skip_ineligible(run.id, handover.row_eligible) == 1
+        skipped = next(s for s in reversed(statements) if s[0].lstrip().upper().startswith("UPDATE"))
+        assert ledger.state_of(run.id, ids[-1]) == SKIPPED and ledger.state_of(run.id, ids[-2]) == DEFERRED
         if postgres:
-            statement, parameters = statements[0]
-            with store.engine.connect() as conn:
-                plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters).scalar()
-            assert rows_read(plan[0]["Plan"]) < 20 * n
+            for statement, parameters in (counted, skipped):
+                assert rows_read(explain(store.engine, statement, parameters)) < 20 * n, statement
+
+
+def explain(engine: sa.Engine, statement: str, parameters) -> dict:
+    """The plan PostgreSQL ran for ``statement``, with work_mem at its minimum; any change rolled back."""
+    with engine.connect() as conn, conn.begin() as transaction:
+        conn.exec_driver_sql("SET LOCAL work_mem = '64kB'")
+        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters).scalar()
+        transaction.rollback()
+    return plan[0]["Plan"]
 
 
 def rows_read(node: dict) -> int:

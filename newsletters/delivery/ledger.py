@@ -230,17 +230,15 @@ class Ledger:
             )
 
     # -- the end of a pass -----------------------------------------------------------------
-    def skip_ineligible(self, run_id: int, eligible_ids: sa.Select) -> int:
-        """Rows still waiting whose subscriber is no longer eligible (unsubscribed, bounced …) become skipped."""
-        eligible = sa.select(eligible_ids.subquery().c.id)
+    def skip_ineligible(self, run_id: int, row_eligible: sa.ColumnElement[bool]) -> int:
+        """Rows still waiting whose subscriber is no longer eligible (unsubscribed, bounced …) become skipped.
+
+        ``row_eligible`` is the list's rule on a delivery row (``Handover.row_eligible``).
+        """
         with self.connect() as conn, conn.begin():
             return conn.execute(
                 deliveries.update()
-                .where(
-                    deliveries.c.run_id == run_id,
-                    deliveries.c.state.in_((QUEUED, DEFERRED)),
-                    deliveries.c.subscriber_id.not_in(eligible),
-                )
+                .where(deliveries.c.run_id == run_id, deliveries.c.state.in_((QUEUED, DEFERRED)), ~row_eligible)
                 .values(state=SKIPPED, reply_text="no longer eligible (unsubscribed, bounced or removed)")
             ).rowcount
 

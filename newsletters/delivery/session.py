@@ -235,7 +235,7 @@ class SendPlan:
         """The run's end, written by its last sender: skip the no longer eligible, count what is left."""
         skipped = 0
         if stats.error is None and stats.pass_complete and not stats.stopped:
-            skipped = self.ledger.skip_ineligible(run.id, self.handover.eligible_ids())
+            skipped = self.ledger.skip_ineligible(run.id, self.handover.row_eligible)
         outstanding = self.ledger.outstanding(run.id, self.handover.eligible_ids())
         status = session_status(stats, outstanding)
         self.ledger.finish_session(run.id, status)
