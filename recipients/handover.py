@@ -59,8 +59,10 @@ class Handover:
         # SQLite has one writer at a time, and makes the others wait by sleeping (its busy
         # handler naps for milliseconds). Our own threads queue on this lock instead.
         self.write_lock = threading.Lock() if self.sqlite else nullcontext()
-        # The subscriber of the delivery row being claimed is eligible right now.
-        self._eligible_now = (
+        # The rule as a condition on a delivery row: its subscriber may be mailed now. The claim
+        # embeds it, and so does any statement over a run's rows: a per-row lookup, where
+        # ``NOT IN (eligible ids)`` rescans the list for each row once the ids outgrow work_mem.
+        self.row_eligible = (
             store.eligible_query().where(subscribers.c.id == deliveries.c.subscriber_id).exists()
         )
 
@@ -89,13 +91,6 @@ class Handover:
     def eligible_ids(self) -> sa.Select:
         """The eligibility rule as a query of ids, for counting what a run still owes."""
         return self.store.eligible_query()
-
-    @property
-    def row_eligible(self) -> sa.Exists:
-        """The rule as a condition on a delivery row (its subscriber may be mailed now), for statements
-        over a run's rows: a per-row lookup, where ``NOT IN (eligible ids)`` rescans the whole list
-        for each row once the ids outgrow PostgreSQL's work_mem."""
-        return self._eligible_now
 
     def count_eligible(self) -> int:
         return self.store.count_eligible()
@@ -128,12 +123,12 @@ class Handover:
         row = [deliveries.c.run_id == run, deliveries.c.subscriber_id == sub, deliveries.c.state.in_(states)]
         claim = (
             deliveries.update()
-            .where(*row, self._eligible_now)
+            .where(*row, self.row_eligible)
             .values(state=SENDING, attempts=deliveries.c.attempts + 1, handed_at=now)
         )
         skip = (
             deliveries.update()
-            .where(*row, ~self._eligible_now)
+            .where(*row, ~self.row_eligible)
             .values(state=SKIPPED, reply_text=SKIPPED_TEXT, done_at=now)
         )
         return claim, skip
