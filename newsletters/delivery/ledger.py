@@ -263,10 +263,7 @@ class Ledger:
         10,000 subscribers; 23 ms as written here). Joined on the (run, subscriber) key, the
         work stays one row per subscriber whatever the statistics say.
         """
-        eligible = eligible_query.subquery()
-        row = sa.outerjoin(
-            eligible, deliveries, sa.and_(deliveries.c.run_id == run_id, deliveries.c.subscriber_id == eligible.c.id)
-        )
+        row = _eligible_with_rows(run_id, eligible_query)
         query = (
             sa.select(sa.func.count())
             .select_from(row)
@@ -282,10 +279,7 @@ class Ledger:
         them: --limit, a stop, or they joined since); the rest are rows in
         ``queued``, ``deferred``, ``sending`` or ``unknown``.
         """
-        eligible = eligible_query.subquery()
-        row = sa.outerjoin(
-            eligible, deliveries, sa.and_(deliveries.c.run_id == run_id, deliveries.c.subscriber_id == eligible.c.id)
-        )
+        row = _eligible_with_rows(run_id, eligible_query)
         query = (
             sa.select(deliveries.c.state, sa.func.count())
             .select_from(row)
@@ -368,3 +362,15 @@ def _insert_queued(run_id: int, subscriber_ids: list[int], now: datetime) -> sa.
 
 def hour_ago() -> datetime:
     return utcnow() - timedelta(hours=1)
+
+
+def _eligible_with_rows(run_id: int, eligible_query: sa.Select) -> sa.Join:
+    """Each eligible subscriber with their row in the run, if any (state NULL: not queued yet).
+
+    Joined on the (run, subscriber) key, so a count over it reads each row once whatever
+    PostgreSQL's statistics say (``count_waiting``).
+    """
+    eligible = eligible_query.subquery()
+    return sa.outerjoin(
+        eligible, deliveries, sa.and_(deliveries.c.run_id == run_id, deliveries.c.subscriber_id == eligible.c.id)
+    )
