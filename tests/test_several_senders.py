@@ -19,7 +19,7 @@ from foundation.tables import SENDABLE, SENDING, UNKNOWN, deliveries, send_worke
 from newsletters.config import Site
 from newsletters.delivery import open_ledger
 from newsletters.delivery.rate import RateLimiter
-from newsletters.delivery.workers import SendWorker, live_worker_ids
+from newsletters.delivery.workers import SendWorker, ShareSize, live_worker_ids
 from tests import send_fixtures
 from tests.postgres_server import fresh_database_url
 from tests.send_fixtures import (
@@ -235,6 +235,30 @@ def test_a_senders_limiter_takes_its_share_of_the_rate_and_the_hour():
     limiter.acquire()
     limiter.acquire()
     assert clock[0] == pytest.approx(1.3)  # the next slot 0.3 after 0.9 (taken before the change), then 0.1
+
+
+def test_a_senders_share_is_about_half_a_second_of_its_own_sending_so_the_others_never_wait_long_at_the_end():
+    clock = [0.0]
+    share = ShareSize(200, least=4, clock=lambda: clock[0])
+    assert share.next(done=0) == 4  # nothing sent yet: one per connection
+    clock[0] = 0.1
+    assert share.next(done=0) == 4  # still nothing back from the relay
+    clock[0] = 5.0
+    assert share.next(done=400) == 40  # a slow relay, 80 a second: half a second's worth
+    clock[0] = 5.5
+    assert share.next(done=401) == 36  # it slowed down: a smaller share
+    clock[0] = 6.0
+    assert share.next(done=12_000) == 200  # a fast relay: capped, so a batch still splits between senders
+    rate_limited = ShareSize(20, least=4, clock=lambda: clock[0])  # SEND_RATE=10: at most two seconds of it
+    rate_limited.next(done=0)
+    clock[0] = 66.0
+    assert rate_limited.next(done=600) == 5  # sending at that rate: half a second of it
+    clock[0] = 126.0
+    assert rate_limited.next(done=6_000) == 20  # 50 a second (the limit was raised meanwhile) would be 25: capped
+    crawling = ShareSize(200, least=4, clock=lambda: clock[0])
+    crawling.next(done=0)
+    clock[0] = 160.0
+    assert crawling.next(done=100) == 4  # the back-off paused it: never less than a message per connection
 
 
 def test_the_database_going_away_mid_send_is_said_in_one_line_with_one_hint(postgres_site):

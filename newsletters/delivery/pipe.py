@@ -48,6 +48,7 @@ from .backoff import PROBE, STOP, SendBackoff
 from .ledger import BOUNCED, DEFERRED, FAILED, SENT, SENDABLE, SKIPPED, UNKNOWN, Claim, Ledger, Outcome
 from .rate import RateLimiter
 from .retry import RetryPolicy, judge
+from .workers import SHARE_MOST, ShareSize
 
 
 @dataclass
@@ -105,7 +106,7 @@ class DeliveryPipe:
         on_bounce: Callable[[int, str], None] | None = None,
         canonical: bool = False,
         reserve: Callable[[object, list[int]], set[int]] | None = None,
-        reserve_chunk: int = 200,
+        share_size: ShareSize | None = None,
     ):
         self.ledger = ledger
         self.run_id = run_id
@@ -122,7 +123,7 @@ class DeliveryPipe:
         # Several senders on one run (PostgreSQL, ``workers.SendWorker.reserve``): of each enqueued batch,
         # the subscribers this process holds; the others are another sender's share.
         self.reserve = reserve
-        self.reserve_chunk = max(1, reserve_chunk)
+        self.share_size = share_size or ShareSize(SHARE_MOST, least=self.connections)
         self._unreserved: collections.deque[Work] = collections.deque()  # enqueued, claimable, not reserved yet
         # compose() vouches for CRLF-only output (MessageFactory's is, by construction); each
         # worker still checks its first message, and one failure withdraws the promise.
@@ -239,7 +240,8 @@ class DeliveryPipe:
         A chunk, not the whole batch, so the batch read (a list query per
         thousand) stays large while senders split the list finely.
         """
-        chunk = [self._unreserved.popleft() for _ in range(min(self.reserve_chunk, len(self._unreserved)))]
+        size = self.share_size.next(self.stats.handled)
+        chunk = [self._unreserved.popleft() for _ in range(min(size, len(self._unreserved)))]
         with self.ledger.connect() as conn:
             mine = self.reserve(conn, [work.recipient.id for work in chunk])
         for work in chunk:

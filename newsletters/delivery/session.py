@@ -42,7 +42,7 @@ from .pipe import DeliveryPipe, SessionStats
 from .rate import RateLimiter
 from .report import SendReport, build_report, write_report
 from .settings import DeliverySettings
-from .workers import SendWorker, SharedRate, live_worker_ids, uses_workers, worker_counts
+from .workers import SHARE_MOST, SendWorker, SharedRate, ShareSize, live_worker_ids, uses_workers, worker_counts
 
 def message_id(run: Run, subscriber_id: int, domain: str) -> str:
     """The same Message-ID every time this run sends to this subscriber.
@@ -55,10 +55,6 @@ def message_id(run: Run, subscriber_id: int, domain: str) -> str:
     return f"<{run.issue_slug}.{run.id}.{digest}@{domain}>"
 
 
-# PostgreSQL with several senders: subscribers reserved at a time, of a batch read and enqueued (one share).
-# The batch stays as large as with one sender: each read is a list query whose cost hardly depends on its size
-# (measured: batches of 200 made one sender on PostgreSQL 0.59x its SQLite speed, against 0.77x with 1,000).
-WORKER_CHUNK = 200
 
 
 def claimable_states(resend_unknown: bool) -> tuple[str, ...]:
@@ -201,13 +197,13 @@ class SendPlan:
             per_minute = 60 * min(s.per_second or 1e9, (s.per_hour or 1e9) / 3600)
             batch = max(10, min(1000, int(per_minute)))
         batches = self.handover.batches(batch)
-        chunk = WORKER_CHUNK
+        most = SHARE_MOST
         if worker is not None:
             batches = worker.passes(lambda: self.handover.batches(batch))
-            # Small shares, so senders that join later still find some: under a rate limit, about two
-            # seconds of the whole send's rate.
+            # Small shares, so senders that join later still find some: under a rate limit, at most about
+            # two seconds of the whole send's rate.
             if s.per_second:
-                chunk = max(10, min(chunk, int(2 * s.per_second)))
+                most = max(10, min(most, int(2 * s.per_second)))
         pipe = DeliveryPipe(
             ledger=self.ledger,
             run_id=run.id,
@@ -224,7 +220,7 @@ class SendPlan:
             on_bounce=bounce,
             canonical=True,  # MessageFactory writes what DATA takes as is (CRLF only, no line-leading dot); so does DKIM
             reserve=(lambda conn, ids: worker.reserve(conn, ids, self.claimable)) if worker else None,
-            reserve_chunk=chunk,
+            share_size=ShareSize(most, least=s.connections),
         )
         shared_rate = SharedRate(worker, limiter) if worker is not None else nullcontext()
         with _graceful_stop(pipe, enabled=handle_signals), shared_rate:  # ours while the run is marked and reported
