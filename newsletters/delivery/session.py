@@ -44,6 +44,7 @@ from .report import SendReport, build_report, write_report
 from .settings import DeliverySettings
 from .workers import SHARE_MOST, SendWorker, SharedRate, ShareSize, live_worker_ids, uses_workers, worker_counts
 
+
 def message_id(run: Run, subscriber_id: int, domain: str) -> str:
     """The same Message-ID every time this run sends to this subscriber.
 
@@ -53,8 +54,6 @@ def message_id(run: Run, subscriber_id: int, domain: str) -> str:
     """
     digest = hashlib.blake2b(str(subscriber_id).encode(), key=run.nonce.encode(), digest_size=12).hexdigest()
     return f"<{run.issue_slug}.{run.id}.{digest}@{domain}>"
-
-
 
 
 def claimable_states(resend_unknown: bool) -> tuple[str, ...]:
