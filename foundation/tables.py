@@ -220,6 +220,8 @@ send_workers = sa.Table(
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
+    # What this sender renders (``delivery.session.content_digest``): a joining sender must render the same.
+    sa.Column("content_digest", sa.String(64), nullable=True),
     sa.Index("ix_send_workers_run_id", "run_id"),
 )
 

@@ -7,6 +7,8 @@ server that takes a little while per message, as a real relay does.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import signal
 import time
@@ -163,6 +165,45 @@ def test_a_sender_that_joins_late_takes_a_share(postgres_site):
     assert "2 sender(s)" in listing.stdout
     for p in (first, late):
         assert f"pid {p.pid}: done; {shares[p.pid]} sent" in listing.stdout
+
+
+def plain_text(message: bytes) -> str:
+    return email.message_from_bytes(message, policy=email.policy.default).get_body(("plain",)).get_content()
+
+
+def test_a_sender_with_another_version_of_the_issue_does_not_join_a_live_senders_run(postgres_site):
+    site_dir, _url = postgres_site
+    readers = add_many(site_dir, 600)
+    inbox = SlowInbox(0.02)
+    issue = site_dir / ISSUE
+    with smtp_server(inbox) as (_host, port):
+        send_fixtures.write_env(site_dir, **smtp_settings(port, SMTP_CONNECTIONS=CONNECTIONS))
+        first = start_newsletter(site_dir, "send", ISSUE, "--yes")
+        try:
+            wait_for(lambda: len(inbox.messages) >= 20, "the first sender to be under way")
+            # A second machine whose copy of the folder has a later edit of the issue.
+            issue.write_text(issue.read_text().replace("a short note this month", "an edited note this month"))
+            other = newsletter(site_dir, "send", ISSUE, "--yes")
+            first_result = finish(first)
+            # Once nobody is sending it, running again with the edit is a resume: the plan says what changed.
+            again = newsletter(site_dir, "send", ISSUE, "--yes")
+        finally:
+            if first.poll() is None:
+                first.kill()
+    assert other.returncode == 1, other.stdout + other.stderr
+    error = [line for line in other.stderr.splitlines() if line.strip()]
+    assert len(error) == 1 and "is sending a different version of this issue" in error[0], other.stderr
+    assert f"(pid {first.pid})" in error[0] and "same site folder" in error[0]
+    assert first_result[0] == 0, first_result
+    (run,) = sends_json(site_dir)
+    assert [w["pid"] for w in run["workers"]] == [first.pid]  # the refused sender never joined
+    assert inbox.copies() == Counter({address: 1 for address in readers})
+    texts = [plain_text(inbox.message_for(address)) for address in readers]
+    assert all("a short note this month" in text for text in texts)  # one version for the whole list
+    assert not any("edited" in text for text in texts)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "The issue changed since this run started" in again.stdout
+    assert "Nothing to send" in again.stdout
 
 
 def test_the_rate_limit_holds_for_three_senders_together(postgres_site):

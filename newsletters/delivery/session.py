@@ -128,7 +128,7 @@ class SendPlan:
         site, issue = self.site, self.issue
         worker = None
         if uses_workers(self.ledger.engine):  # PostgreSQL: join the run as one of its senders
-            worker = SendWorker.join(self.ledger.engine, issue.slug, self._choose_run)
+            worker = SendWorker.join(self.ledger.engine, issue.slug, self._choose_run, self.content_digest)
             run = self.ledger.get_run(worker.run_id)
             orphans = self.ledger.start_session(run.id, transport=self.transport_description,
                                                 content_digest=self.content_digest,

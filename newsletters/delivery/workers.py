@@ -43,6 +43,7 @@ from foundation.tables import (
     utcnow,
 )
 
+from ..errors import DeliveryError
 from .rate import RateLimiter
 
 # Advisory lock namespaces (the first of the two int4 keys): the issue slug's run, and one worker's life.
@@ -95,12 +96,16 @@ class SendWorker:
         self._reserve_sql: dict[tuple, sa.Update] = {}
 
     @classmethod
-    def join(cls, engine: sa.Engine, slug: str, choose_run: Callable[[int | None], int]) -> "SendWorker":
+    def join(cls, engine: sa.Engine, slug: str, choose_run: Callable[[int | None], int],
+             content_digest: str | None = None) -> "SendWorker":
         """Find or create the run and register as its worker, in one transaction under the slug's lock.
 
         ``choose_run(latest_run_id)`` returns the run
         to join (creating one if it must); it runs while the lock is held, so a
         second sender starting at the same moment waits and then joins it.
+        ``content_digest`` is what this sender renders: if a live sender of that run
+        renders something else, this one refuses (``DeliveryError``) rather than mail
+        the rest of the list another version of the issue.
         """
         conn = engine.connect()
         try:
@@ -110,10 +115,11 @@ class SendWorker:
                     sa.select(sa.func.max(send_runs.c.id)).where(send_runs.c.issue_slug == slug)
                 )
                 run_id = choose_run(latest)
+                _refuse_other_content(conn, run_id, content_digest)
                 worker_id = conn.execute(
                     send_workers.insert().values(
                         run_id=run_id, host=socket.gethostname()[:255], pid=os.getpid(), started_at=utcnow(),
-                        status=WORKER_RUNNING,
+                        status=WORKER_RUNNING, content_digest=content_digest,
                     ).returning(send_workers.c.id)
                 ).scalar_one()
                 # Session-level: outlives this transaction, ends with the connection (or the process).
@@ -318,6 +324,31 @@ def worker_counts(conn: sa.Connection, run_id: int) -> list[dict]:
         }
         for w in workers
     ]
+
+
+def _refuse_other_content(conn: sa.Connection, run_id: int, content_digest: str | None) -> None:
+    """A live sender of the run renders another version of the issue: say which one, and do not join.
+
+    Two machines with different copies of the site folder (an article edited on
+    one, a template on the other) would otherwise split the list between two
+    versions. A sender that is no longer alive does not count: resuming with
+    changed content is allowed, and the plan says that the rest get the new version.
+    """
+    if content_digest is None:
+        return
+    other = conn.execute(
+        sa.select(send_workers.c.id, send_workers.c.host, send_workers.c.pid)
+        .where(send_workers.c.id.in_(live_worker_ids(run_id)),
+               send_workers.c.content_digest.is_not(None), send_workers.c.content_digest != content_digest)
+        .limit(1)
+    ).first()
+    if other is not None:
+        raise DeliveryError(
+            f"sender {other.id} on {other.host} (pid {other.pid}) is sending a different version of this issue "
+            f"in run #{run_id}; this one renders it differently and did not join",
+            hint="give every sending machine the same site folder (issue, articles, templates, newsletter.toml), "
+                 "or wait for that sender to finish and run this again",
+        )
 
 
 def _lock_slug(conn: sa.Connection, slug: str) -> None:
