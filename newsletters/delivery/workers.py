@@ -346,8 +346,8 @@ def _refuse_other_content(conn: sa.Connection, run_id: int, content_digest: str 
         raise DeliveryError(
             f"sender {other.id} on {other.host} (pid {other.pid}) is sending a different version of this issue "
             f"in run #{run_id}; this one renders it differently and did not join",
-            hint="give every sending machine the same site folder (issue, articles, templates, newsletter.toml), "
-                 "or wait for that sender to finish and run this again",
+            hint="give every sending machine the same site folder (issue, articles, templates, newsletter.toml) "
+                 "and the same version of newsletters, or wait for that sender to finish and run this again",
         )
 
 
