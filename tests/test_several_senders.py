@@ -21,6 +21,7 @@ from foundation.tables import SENDABLE, SENDING, UNKNOWN, deliveries, send_worke
 from newsletters.config import Site
 from newsletters.delivery import open_ledger
 from newsletters.delivery.rate import RateLimiter
+from newsletters.errors import DeliveryError
 from newsletters.delivery.workers import SendWorker, ShareSize, live_worker_ids
 from tests import send_fixtures
 from tests.postgres_server import fresh_database_url
@@ -174,7 +175,7 @@ def plain_text(message: bytes) -> str:
 def test_a_sender_with_another_version_of_the_issue_does_not_join_a_live_senders_run(postgres_site):
     site_dir, _url = postgres_site
     readers = add_many(site_dir, 600)
-    inbox = SlowInbox(0.02)
+    inbox = SlowInbox(0.05)  # 40 a second on two connections: the first sender is still at it below
     issue = site_dir / ISSUE
     with smtp_server(inbox) as (_host, port):
         send_fixtures.write_env(site_dir, **smtp_settings(port, SMTP_CONNECTIONS=CONNECTIONS))
@@ -184,9 +185,14 @@ def test_a_sender_with_another_version_of_the_issue_does_not_join_a_live_senders
             # A second machine whose copy of the folder has a later edit of the issue.
             issue.write_text(issue.read_text().replace("a short note this month", "an edited note this month"))
             other = newsletter(site_dir, "send", ISSUE, "--yes")
-            first_result = finish(first)
-            # Once nobody is sending it, running again with the edit is a resume: the plan says what changed.
-            again = newsletter(site_dir, "send", ISSUE, "--yes")
+            assert first.poll() is None, "the first sender ended too soon for this test"
+            first.send_signal(signal.SIGKILL)  # then that machine is lost
+            first.wait(10)
+            time.sleep(10 * inbox.delay)  # a message whose DATA was in when it died is still kept after the delay
+            before = len(inbox.messages)
+            inbox.delay = 0
+            # Nobody is sending it now: running again with the edit resumes, and the plan says what changed.
+            again = newsletter(site_dir, "send", ISSUE, "--yes", "--resend-unknown")
         finally:
             if first.poll() is None:
                 first.kill()
@@ -194,16 +200,39 @@ def test_a_sender_with_another_version_of_the_issue_does_not_join_a_live_senders
     error = [line for line in other.stderr.splitlines() if line.strip()]
     assert len(error) == 1 and "is sending a different version of this issue" in error[0], other.stderr
     assert f"(pid {first.pid})" in error[0] and "same site folder" in error[0]
-    assert first_result[0] == 0, first_result
-    (run,) = sends_json(site_dir)
-    assert [w["pid"] for w in run["workers"]] == [first.pid]  # the refused sender never joined
-    assert inbox.copies() == Counter({address: 1 for address in readers})
-    texts = [plain_text(inbox.message_for(address)) for address in readers]
-    assert all("a short note this month" in text for text in texts)  # one version for the whole list
-    assert not any("edited" in text for text in texts)
+    assert "Sending" not in other.stdout  # refused before the question, not after its plan said otherwise
+
     assert again.returncode == 0, again.stdout + again.stderr
     assert "The issue changed since this run started" in again.stdout
-    assert "Nothing to send" in again.stdout
+    (run,) = sends_json(site_dir)
+    assert len(run["workers"]) == 2  # the killed one and the resume; the refused one never joined
+    copies = inbox.copies()
+    assert set(copies) == set(readers)
+    assert sum(copies.values()) - len(readers) <= CONNECTIONS  # only the killed sender's messages in flight, again
+    texts = [plain_text(m.content) for m in inbox.messages]
+    assert all("a short note this month" in text for text in texts[:before])  # the first sender's version only
+    assert all("an edited note this month" in text for text in texts[before:])  # the resume's, once nobody else ran
+
+
+def test_joining_a_run_checks_the_content_against_live_senders_only(postgres_site):
+    """The check that holds under the slug's lock, whatever a sender's plan saw earlier."""
+    site_dir, _url = postgres_site
+    with open_ledger(Site.load(site_dir)) as ledger:
+        engine = ledger.engine
+        ledger.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="a" * 64, transport="t")
+        first = SendWorker.join(engine, "s", lambda latest: latest, "a" * 64)
+        second = SendWorker.join(engine, "s", lambda latest: latest, "a" * 64)  # the same version joins
+        second.close()
+        with pytest.raises(DeliveryError, match=f"sender {first.id} on .* is sending a different version"):
+            SendWorker.join(engine, "s", lambda latest: latest, "b" * 64)
+        first.close()  # its process ends: the server drops its life lock
+        third = SendWorker.join(engine, "s", lambda latest: latest, "b" * 64)  # a resume with the new version
+        try:
+            with engine.connect() as conn:
+                digests = conn.execute(sa.select(send_workers.c.content_digest).order_by(send_workers.c.id)).scalars()
+                assert [d[0] for d in digests] == ["a", "a", "b"]  # the refused one left no row
+        finally:
+            third.close()
 
 
 def test_the_rate_limit_holds_for_three_senders_together(postgres_site):
@@ -278,28 +307,35 @@ def test_a_senders_limiter_takes_its_share_of_the_rate_and_the_hour():
     assert clock[0] == pytest.approx(1.3)  # the next slot 0.3 after 0.9 (taken before the change), then 0.1
 
 
-def test_a_senders_share_is_about_half_a_second_of_its_own_sending_so_the_others_never_wait_long_at_the_end():
+def test_a_senders_share_is_about_half_a_second_of_its_recent_sending_so_the_others_never_wait_long_at_the_end():
     clock = [0.0]
-    share = ShareSize(200, least=4, clock=lambda: clock[0])
+
+    def sending(share: ShareSize, per_second: float, seconds: float, done: int) -> tuple[int, int]:
+        """Reserve a share every half second while sending ``per_second``; the last share's size, and done."""
+        size = 0
+        for _ in range(int(seconds * 2)):
+            clock[0] += 0.5
+            done += int(per_second / 2)
+            size = share.next(done)
+        return size, done
+
+    share = ShareSize(4, clock=lambda: clock[0])  # four connections, no rate limit
     assert share.next(done=0) == 4  # nothing sent yet: one per connection
-    clock[0] = 0.1
+    clock[0] += 0.1
     assert share.next(done=0) == 4  # still nothing back from the relay
-    clock[0] = 5.0
-    assert share.next(done=400) == 40  # a slow relay, 80 a second: half a second's worth
-    clock[0] = 5.5
-    assert share.next(done=401) == 36  # it slowed down: a smaller share
-    clock[0] = 6.0
-    assert share.next(done=12_000) == 200  # a fast relay: capped, so a batch still splits between senders
-    rate_limited = ShareSize(20, least=4, clock=lambda: clock[0])  # SEND_RATE=10: at most two seconds of it
+    size, done = sending(share, 80, 10, 0)
+    assert size == 40  # a relay taking 50 ms a message on four connections, 80 a second: half a second's worth
+    size, done = sending(share, 3_000, 10, done)
+    assert size == 200  # a fast relay: capped, so a batch still splits between senders
+    size, done = sending(share, 20, 6, done)
+    assert size == 10  # it slowed down late in the run: the shares shrink within seconds
+    clock[0] += 120
+    assert share.next(done + 50) == 4  # a long back-off pause: never less than a message per connection
+
+    rate_limited = ShareSize(4, per_second=10, clock=lambda: clock[0])  # SEND_RATE=10 for all senders together
     rate_limited.next(done=0)
-    clock[0] = 66.0
-    assert rate_limited.next(done=600) == 5  # sending at that rate: half a second of it
-    clock[0] = 126.0
-    assert rate_limited.next(done=6_000) == 20  # 50 a second (the limit was raised meanwhile) would be 25: capped
-    crawling = ShareSize(200, least=4, clock=lambda: clock[0])
-    crawling.next(done=0)
-    clock[0] = 160.0
-    assert crawling.next(done=100) == 4  # the back-off paused it: never less than a message per connection
+    assert sending(rate_limited, 10, 10, 0)[0] == 5  # sending at that rate: half a second of it
+    assert sending(rate_limited, 100, 10, 100)[0] == 20  # never more than two seconds of the rate
 
 
 def test_the_database_going_away_mid_send_is_said_in_one_line_with_one_hint(postgres_site):

@@ -48,7 +48,7 @@ from .backoff import PROBE, STOP, SendBackoff
 from .ledger import BOUNCED, DEFERRED, FAILED, SENT, SENDABLE, SKIPPED, UNKNOWN, Claim, Ledger, Outcome
 from .rate import RateLimiter
 from .retry import RetryPolicy, judge
-from .workers import SHARE_MOST, ShareSize
+from .workers import ShareSize
 
 
 @dataclass
@@ -123,7 +123,7 @@ class DeliveryPipe:
         # Several senders on one run (PostgreSQL, ``workers.SendWorker.reserve``): of each enqueued batch,
         # the subscribers this process holds; the others are another sender's share.
         self.reserve = reserve
-        self.share_size = share_size or ShareSize(SHARE_MOST, least=self.connections)
+        self.share_size = share_size or ShareSize(self.connections)
         self._unreserved: collections.deque[Work] = collections.deque()  # enqueued, claimable, not reserved yet
         # compose() vouches for CRLF-only output (MessageFactory's is, by construction); each
         # worker still checks its first message, and one failure withdraws the promise.

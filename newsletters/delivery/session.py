@@ -42,7 +42,9 @@ from .pipe import DeliveryPipe, SessionStats
 from .rate import RateLimiter
 from .report import SendReport, build_report, write_report
 from .settings import DeliverySettings
-from .workers import SHARE_MOST, SendWorker, SharedRate, ShareSize, live_worker_ids, uses_workers, worker_counts
+from .workers import (
+    SendWorker, SharedRate, ShareSize, live_worker_ids, refuse_other_content, uses_workers, worker_counts,
+)
 
 
 def message_id(run: Run, subscriber_id: int, domain: str) -> str:
@@ -196,13 +198,8 @@ class SendPlan:
             per_minute = 60 * min(s.per_second or 1e9, (s.per_hour or 1e9) / 3600)
             batch = max(10, min(1000, int(per_minute)))
         batches = self.handover.batches(batch)
-        most = SHARE_MOST
         if worker is not None:
             batches = worker.passes(lambda: self.handover.batches(batch))
-            # Small shares, so senders that join later still find some: under a rate limit, at most about
-            # two seconds of the whole send's rate.
-            if s.per_second:
-                most = max(10, min(most, int(2 * s.per_second)))
         pipe = DeliveryPipe(
             ledger=self.ledger,
             run_id=run.id,
@@ -219,7 +216,7 @@ class SendPlan:
             on_bounce=bounce,
             canonical=True,  # MessageFactory writes what DATA takes as is (CRLF only, no line-leading dot); so does DKIM
             reserve=(lambda conn, ids: worker.reserve(conn, ids, self.claimable)) if worker else None,
-            share_size=ShareSize(most, least=s.connections),
+            share_size=ShareSize(s.connections, s.per_second),  # several senders: what each reserves at a time
         )
         shared_rate = SharedRate(worker, limiter) if worker is not None else nullcontext()
         with _graceful_stop(pipe, enabled=handle_signals), shared_rate:  # ours while the run is marked and reported
@@ -373,6 +370,9 @@ def prepare_send(
         ledger = Ledger(handover)
         latest = ledger.latest_run(build.issue.slug)
         run = None if new_run else latest
+        if run is not None and uses_workers(store.engine):  # said before the question; joining checks it again
+            with store.engine.connect() as conn:
+                refuse_other_content(conn, run.id, content_digest(build.rendered))
         eligible = handover.count_eligible()
         to_send = ledger.count_waiting(run.id, handover.eligible_ids(), claimable_states(resend_unknown)) if run else eligible
         if limit is not None:

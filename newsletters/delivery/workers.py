@@ -27,6 +27,7 @@ SQLite keeps one sender per database file (``lock.SendLock``); none of this runs
 
 from __future__ import annotations
 
+import collections
 import os
 import socket
 import threading
@@ -56,6 +57,7 @@ SHARE_SECONDS = 0.5  # a sender's share of the run, in its own sending time: abo
 # query whose cost hardly depends on its size (measured: batches of 200 made one sender on PostgreSQL 0.59x its
 # SQLite speed, against 0.77x with 1,000).
 SHARE_MOST = 200
+SHARE_PACE_WINDOW = 5.0  # seconds of recent sending a share's size is read from
 ORPHAN_TEXT = "handed over by a sender that stopped before the server's reply was recorded"
 # Rows not served yet; a dead worker's become anyone's (unknown ones for --resend-unknown).
 WAITING = (QUEUED, DEFERRED, SKIPPED, UNKNOWN)
@@ -115,7 +117,7 @@ class SendWorker:
                     sa.select(sa.func.max(send_runs.c.id)).where(send_runs.c.issue_slug == slug)
                 )
                 run_id = choose_run(latest)
-                _refuse_other_content(conn, run_id, content_digest)
+                refuse_other_content(conn, run_id, content_digest)
                 worker_id = conn.execute(
                     send_workers.insert().values(
                         run_id=run_id, host=socket.gethostname()[:255], pid=os.getpid(), started_at=utcnow(),
@@ -268,35 +270,45 @@ class SharedRate:
 
 
 class ShareSize:
-    """How many subscribers a sender reserves at a time: about ``SHARE_SECONDS`` of its own pace.
+    """How many subscribers a sender reserves at a time: about ``SHARE_SECONDS`` of its own recent pace.
 
     A sender keeps the share it reserved until it has sent it, so when the list runs
     out the others wait for the last shares to drain. A fixed 200 was 2.5 s of work
     against a relay taking 50 ms a message on four connections: measured with four
     senders on 2,000 subscribers, the first to finish ended 2 s before the last. So a
-    share is sized from this sender's pace so far (messages done since its first
-    share), between ``least`` (one per connection) and ``most`` (200, or two seconds of
-    a rate limit). A fast relay reaches shares of 200 within the first messages; a
-    slow one gets small shares, one short statement each.
+    share is sized from this sender's pace over about the last ``SHARE_PACE_WINDOW``
+    seconds (a relay that slows down late in a long run shrinks the shares at once),
+    between one per connection and ``SHARE_MOST`` (or, under ``SEND_RATE``, about two
+    seconds of the whole send's rate, so senders that join later still find some).
+    A fast relay reaches shares of 200 within the first messages; a slow one gets
+    small shares, one short statement each.
     """
 
-    def __init__(self, most: int, least: int = 1, seconds: float = SHARE_SECONDS,
+    def __init__(self, connections: int = 1, per_second: float | None = None, *, most: int = SHARE_MOST,
+                 seconds: float = SHARE_SECONDS, window: float = SHARE_PACE_WINDOW,
                  clock: Callable[[], float] = time.monotonic):
+        if per_second:
+            most = max(10, min(most, int(2 * per_second)))
         self.most = max(1, most)
-        self.least = max(1, min(least, self.most))
+        self.least = max(1, min(connections, self.most))
         self.seconds = seconds
+        self.window = window
         self.clock = clock
-        self._started: float | None = None
+        self._seen: collections.deque[tuple[float, int]] = collections.deque()  # (when, done) at each share
 
     def next(self, done: int) -> int:
         """The size of the share to reserve now, ``done`` messages having been handed over (or given up)."""
         now = self.clock()
-        if self._started is None:
-            self._started = now
-        elapsed = now - self._started
-        if done <= 0 or elapsed <= 0:
-            return self.least
-        return int(min(self.most, max(self.least, done / elapsed * self.seconds)))
+        seen = self._seen
+        while len(seen) > 1 and now - seen[1][0] >= self.window:  # the pace since the newest share that old
+            seen.popleft()
+        size = self.least
+        if seen:
+            since, before = seen[0]
+            if now > since and done > before:
+                size = int(min(self.most, max(self.least, (done - before) / (now - since) * self.seconds)))
+        seen.append((now, done))
+        return size
 
 
 def worker_counts(conn: sa.Connection, run_id: int) -> list[dict]:
@@ -326,7 +338,7 @@ def worker_counts(conn: sa.Connection, run_id: int) -> list[dict]:
     ]
 
 
-def _refuse_other_content(conn: sa.Connection, run_id: int, content_digest: str | None) -> None:
+def refuse_other_content(conn: sa.Connection, run_id: int, content_digest: str | None) -> None:
     """A live sender of the run renders another version of the issue: say which one, and do not join.
 
     Two machines with different copies of the site folder (an article edited on
