@@ -343,7 +343,8 @@ def prepare_send(
     if run_checks:
         checks = check_build(site, build)
         checks.raise_if_blocking(str(build.issue.path))
-    review = require_approval(site, build, content_digest(build.rendered))  # before any connection
+    digest = content_digest(build.rendered)  # what staff approved, what live senders render, what the run records
+    review = require_approval(site, build, digest)  # before any connection
     outbox = smtp_settings(site) is None
     settings = DeliverySettings.from_site(site, outbox=outbox)
     signer = DKIMSigner.from_site(site)  # a bad key stops us here, before anything is sent
@@ -372,7 +373,7 @@ def prepare_send(
         run = None if new_run else latest
         if run is not None and uses_workers(store.engine):  # said before the question; joining checks it again
             with store.engine.connect() as conn:
-                refuse_other_content(conn, run.id, content_digest(build.rendered))
+                refuse_other_content(conn, run.id, digest)
         eligible = handover.count_eligible()
         to_send = ledger.count_waiting(run.id, handover.eligible_ids(), claimable_states(resend_unknown)) if run else eligible
         if limit is not None:
@@ -390,7 +391,7 @@ def prepare_send(
             eligible=eligible,
             to_send=to_send,
             previously_sent=previously,
-            content_digest=content_digest(build.rendered),
+            content_digest=digest,
             checks=checks,
             resend_unknown=resend_unknown,
             limit=limit,
