@@ -17,12 +17,13 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from foundation.tables import SENDABLE, SENDING, UNKNOWN, deliveries, send_workers
+from foundation.tables import SENDABLE, SENDING, SENT, UNKNOWN, deliveries, send_workers
 from newsletters.config import Site
 from newsletters.delivery import open_ledger
 from newsletters.delivery.rate import RateLimiter
 from newsletters.errors import DeliveryError
-from newsletters.delivery.workers import SendWorker, ShareSize, live_worker_ids
+from newsletters.delivery.workers import SendWorker, ShareSize, Swept, live_worker_ids
+from recipients.claims import Claim, Outcome
 from tests import send_fixtures
 from tests.postgres_server import fresh_database_url
 from tests.send_fixtures import (
@@ -66,12 +67,31 @@ def wait_for(condition, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+def pg_engine(url: str) -> sa.Engine:
+    if url.startswith("postgresql://"):
+        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    return sa.create_engine(url)
+
+
 def workers_by_pid(url: str) -> dict[int, dict]:
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith(
-        "postgresql://") else url)
+    engine = pg_engine(url)
     try:
         with engine.connect() as conn:
             return {row.pid: dict(row._mapping) for row in conn.execute(sa.select(send_workers))}
+    finally:
+        engine.dispose()
+
+
+def unknown_rows(url: str) -> list[tuple[int, str]]:
+    """Each message of unknown fate: the pid of the sender that held it, and the reply recorded."""
+    engine = pg_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(
+                sa.select(send_workers.c.pid, deliveries.c.reply_text)
+                .join(send_workers, send_workers.c.id == deliveries.c.worker_id, isouter=True)
+                .where(deliveries.c.state.in_((UNKNOWN, SENDING)))
+            )]
     finally:
         engine.dispose()
 
@@ -115,7 +135,10 @@ def test_three_senders_share_a_run_one_is_killed_and_a_resume_serves_everyone_on
         assert len(runs) == 1  # all three joined one run
         (run,) = runs
         unknown = run["unknown"]
-        assert unknown <= CONNECTIONS  # at most the killed sender's messages in flight
+        of_unknown_fate = unknown_rows(url)
+        assert len(of_unknown_fate) == unknown
+        # At most the killed sender's messages in flight, one per connection, and nobody else's.
+        assert unknown <= CONNECTIONS and {pid for pid, _text in of_unknown_fate} <= {victim.pid}, of_unknown_fate
         assert codes == ([0, 0] if unknown == 0 else [0, 3])
         assert workers[victim.pid]["status"] == "dead"
         assert {w["status"] for pid, w in workers.items() if pid != victim.pid} == {"done"} or unknown
@@ -289,6 +312,42 @@ def test_a_joining_sender_leaves_a_live_senders_messages_in_flight_alone(postgre
             assert ledger.state_of(run.id, 1) == UNKNOWN
             with ledger.connect() as conn:
                 assert second.reserve(conn, [1, 2], SENDABLE) == {2}  # the dead one's waiting row is free again
+        finally:
+            second.close()
+
+
+def test_a_killed_sender_stays_alive_until_the_last_connection_it_claims_on_has_ended(postgres_site):
+    """Its idle life connection ends first; a claim still running on the server must not find it swept.
+
+    Otherwise the sweep turns its message in flight ``unknown``, the late statement
+    (the outcome of that message, the claim of the next) puts a second row in
+    ``sending``, and one connection leaves two messages of unknown fate.
+    """
+    site_dir, _url = postgres_site
+    add_many(site_dir, 2)
+    with open_ledger(Site.load(site_dir)) as ledger:
+        engine = ledger.engine
+        run = ledger.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="", transport="t")
+        first = SendWorker.join(engine, "s", lambda latest: latest)
+        claiming, finished = ledger.connect(), ledger.connect()
+        first.attach(claiming)
+        first.attach(finished)()  # a connection the sender is done with: back to the pool, lock released
+        finished.close()
+        with ledger.connect() as conn:
+            ledger.enqueue(conn, run.id, [1, 2])
+            assert first.reserve(conn, [1, 2], SENDABLE) == {1, 2}
+        writer = ledger.writer(claiming)
+        assert writer.record(run.id, None, claim=1) is Claim.CLAIMED
+        second = SendWorker.join(engine, "s", lambda latest: latest)
+        try:
+            first.close()  # killed: its life connection is gone ...
+            assert second.sweep() == Swept(orphans=0, released=0)  # ... but not its claiming one
+            assert ledger.state_of(run.id, 1) == SENDING
+            # The statement it sent last commits now: message 1 accepted, message 2 claimed.
+            assert writer.record(run.id, Outcome(1, SENT, 250, "ok"), claim=2) is Claim.CLAIMED
+            claiming.invalidate()  # that backend ends too: now the sender is dead
+            assert second.sweep() == Swept(orphans=1, released=1)  # message 2, now unknown (anyone's to resend)
+            assert (ledger.state_of(run.id, 1), ledger.state_of(run.id, 2)) == (SENT, UNKNOWN)
         finally:
             second.close()
 

@@ -107,6 +107,7 @@ class DeliveryPipe:
         canonical: bool = False,
         reserve: Callable[[object, list[int]], set[int]] | None = None,
         share_size: ShareSize | None = None,
+        attach: Callable[[object], Callable[[], None]] | None = None,
     ):
         self.ledger = ledger
         self.run_id = run_id
@@ -124,6 +125,8 @@ class DeliveryPipe:
         # the subscribers this process holds; the others are another sender's share.
         self.reserve = reserve
         self.share_size = share_size or ShareSize(self.connections)
+        # ... and what ties each connection's claims to this sender being alive (``SendWorker.attach``).
+        self.attach = attach
         self._unreserved: collections.deque[Work] = collections.deque()  # enqueued, claimable, not reserved yet
         # compose() vouches for CRLF-only output (MessageFactory's is, by construction); each
         # worker still checks its first message, and one failure withdraws the promise.
@@ -288,15 +291,20 @@ class DeliveryPipe:
             self._inflight -= 1
 
     def _work(self) -> None:
+        conn, detach = None, None
         try:
             transport = self.transport_factory()
             conn = self.ledger.connect()
+            detach = self.attach(conn) if self.attach is not None else None
             writer = self.ledger.writer(conn)
-        except NewsletterError as exc:
-            self._abort(exc)
-            return
         except Exception as exc:  # no database connection for this thread: stop the send, said in one line
-            self._abort(self._database_failed(exc, "the delivery ledger failed"))
+            if detach is not None:
+                detach()
+            if conn is not None:
+                conn.close()
+            if not isinstance(exc, NewsletterError):
+                exc = self._database_failed(exc, "the delivery ledger failed")
+            self._abort(exc)
             return
         pending: list[Outcome | None] = [None]
 
@@ -319,6 +327,8 @@ class DeliveryPipe:
             try:
                 writer.close()
             finally:
+                if detach is not None:
+                    detach()
                 conn.close()
 
     def _one(self, work: Work, conn, writer, transport: Transport, pending: list, flush: Callable[[], None]) -> None:

@@ -217,6 +217,7 @@ class SendPlan:
             canonical=True,  # MessageFactory writes what DATA takes as is (CRLF only, no line-leading dot); so does DKIM
             reserve=(lambda conn, ids: worker.reserve(conn, ids, self.claimable)) if worker else None,
             share_size=ShareSize(s.connections, s.per_second),  # several senders: what each reserves at a time
+            attach=worker.attach if worker else None,
         )
         shared_rate = SharedRate(worker, limiter) if worker is not None else nullcontext()
         with _graceful_stop(pipe, enabled=handle_signals), shared_rate:  # ours while the run is marked and reported

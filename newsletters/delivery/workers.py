@@ -5,10 +5,13 @@ PostgreSQL itself is the coordinator; there is no other server:
 * **Joining.** The run is found or created under a transaction-level advisory
   lock on the issue slug, so senders started together join one run. Each
   worker has a ``send_workers`` row (host, pid, status).
-* **Liveness.** A worker holds a session advisory lock keyed by its id, on a
-  connection of its own, for its whole life. The server drops it when that
-  connection ends, which a killed process's does (SIGKILL included). "Alive"
-  is read from ``pg_locks``: no lease to renew, no clock to trust.
+* **Liveness.** A worker holds a shared session advisory lock keyed by its id,
+  on a connection of its own, for its whole life, and on every connection it
+  claims or reserves rows with (``attach``, and in ``reserve``'s transaction).
+  The server drops each when that session ends, which a killed process's do
+  (SIGKILL included). "Alive" is read from ``pg_locks``: no lease to renew, no
+  clock to trust, and no sender counts as dead while a statement of its can
+  still commit.
 * **Shares.** After a batch is enqueued (``ON CONFLICT``-safe: the unnest
   INSERT of rows not yet there), a worker *reserves* the batch's sendable rows
   not held by another live worker (``FOR UPDATE SKIP LOCKED``: two workers
@@ -125,7 +128,8 @@ class SendWorker:
                     ).returning(send_workers.c.id)
                 ).scalar_one()
                 # Session-level: outlives this transaction, ends with the connection (or the process).
-                conn.execute(sa.text("SELECT pg_advisory_lock(:ns, :id)"), {"ns": WORKER_NAMESPACE, "id": worker_id})
+                # Shared, so this sender's other connections can hold it too (``attach``).
+                conn.execute(_LIFE_LOCK, {"ns": WORKER_NAMESPACE, "id": worker_id})
         except BaseException:
             conn.close()
             raise
@@ -139,6 +143,30 @@ class SendWorker:
             self.conn.close()
         except Exception:
             pass
+
+    def attach(self, conn: sa.Connection) -> Callable[[], None]:
+        """Hold this worker's life lock on ``conn`` too, until the returned call.
+
+        For the connections that claim and record messages. When a sender is
+        killed, its idle life connection ends at once, but a claim it had just
+        sent (the outcome of one message and the claim of the next) may still
+        be running on the server and commit afterwards. Were the sender dead
+        by then, a sweep could turn its message in flight ``unknown`` and the
+        late claim put another row in ``sending``: two of unknown fate on one
+        connection. Held here, the lock outlives the last statement of the
+        sender's that can still commit.
+        """
+        with conn.begin():
+            conn.execute(_LIFE_LOCK, {"ns": WORKER_NAMESPACE, "id": self.id})
+
+        def detach() -> None:
+            try:
+                with conn.begin():
+                    conn.execute(_LIFE_UNLOCK, {"ns": WORKER_NAMESPACE, "id": self.id})
+            except (sa.exc.SQLAlchemyError, OSError):
+                conn.invalidate()  # never back to the pool still holding it: this session ends instead
+
+        return detach
 
     # -- the share ---------------------------------------------------------------------
     def reserve(self, conn: sa.Connection, subscriber_ids: Sequence[int], claimable: tuple[str, ...]) -> set[int]:
@@ -168,6 +196,9 @@ class SendWorker:
                 .returning(deliveries.c.subscriber_id)
             )
         with conn.begin():
+            # Alive until this commits (see ``attach``): rows reserved for a sender already swept would wait
+            # for a reader of the list that never comes.
+            conn.execute(_LIFE_LOCK_UNTIL_COMMIT, {"ns": WORKER_NAMESPACE, "id": self.id})
             return set(conn.scalars(statement, {"ids": list(subscriber_ids)}))
 
     def sweep(self) -> Swept:
@@ -361,6 +392,11 @@ def refuse_other_content(conn: sa.Connection, run_id: int, content_digest: str |
             hint="give every sending machine the same site folder (issue, articles, templates, newsletter.toml) "
                  "and the same version of newsletters, or wait for that sender to finish and run this again",
         )
+
+
+_LIFE_LOCK = sa.text("SELECT pg_advisory_lock_shared(:ns, :id)")
+_LIFE_UNLOCK = sa.text("SELECT pg_advisory_unlock_shared(:ns, :id)")
+_LIFE_LOCK_UNTIL_COMMIT = sa.text("SELECT pg_advisory_xact_lock_shared(:ns, :id)")
 
 
 def _lock_slug(conn: sa.Connection, slug: str) -> None:
