@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import shutil
 import signal
 import time
 from collections import Counter
@@ -350,6 +351,35 @@ def test_a_killed_sender_stays_alive_until_the_last_connection_it_claims_on_has_
             assert (ledger.state_of(run.id, 1), ledger.state_of(run.id, 2)) == (SENT, UNKNOWN)
         finally:
             second.close()
+
+
+def test_a_live_sender_on_another_database_of_the_server_does_not_keep_a_dead_one_here_alive(
+        postgres_site, tmp_path, request):
+    """One PostgreSQL server, a database per clinic (an agency's setup): worker ids repeat across them."""
+    site_dir, _url = postgres_site
+    add_many(site_dir, 1)
+    other_site = shutil.copytree(site_dir, tmp_path / "other-clinic")
+    send_fixtures.write_env(other_site, DATABASE_URL=fresh_database_url("postgresql", tmp_path, request))
+    add_many(other_site, 1)
+    with open_ledger(Site.load(site_dir)) as here, open_ledger(Site.load(other_site)) as there:
+        run = here.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="", transport="t")
+        there.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="", transport="t")
+        theirs = SendWorker.join(there.engine, "s", lambda latest: latest)
+        killed = SendWorker.join(here.engine, "s", lambda latest: latest)
+        assert killed.id == theirs.id  # each database numbers its senders from 1
+        with here.connect() as conn:
+            here.enqueue(conn, run.id, [1])
+            assert killed.reserve(conn, [1], SENDABLE) == {1}
+        killed.close()
+        resumed = SendWorker.join(here.engine, "s", lambda latest: latest)
+        try:
+            assert resumed.sweep() == Swept(orphans=0, released=1)  # the killed one's row is anyone's again
+            with here.engine.connect() as conn:
+                status = conn.scalar(sa.select(send_workers.c.status).where(send_workers.c.id == killed.id))
+            assert status == "dead"
+        finally:
+            resumed.close()
+            theirs.close()
 
 
 def test_a_senders_limiter_takes_its_share_of_the_rate_and_the_hour():

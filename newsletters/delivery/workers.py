@@ -73,10 +73,15 @@ def uses_workers(engine: sa.Engine) -> bool:
 
 
 def live_worker_ids(run_id) -> sa.Select:
-    """Ids of the run's workers whose life lock is held right now (their process is alive)."""
+    """Ids of the run's workers whose life lock is held right now (their process is alive).
+
+    Advisory locks belong to one database, but ``pg_locks`` lists the whole
+    server's: a clinic's sender with the same id in another database is not ours.
+    """
     held = sa.text(
         "EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
-        f"AND l.classid = {WORKER_NAMESPACE} AND l.objid::bigint = send_workers.id)"
+        f"AND l.classid = {WORKER_NAMESPACE} AND l.objid::bigint = send_workers.id "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
     )
     return sa.select(send_workers.c.id).where(
         send_workers.c.run_id == run_id, send_workers.c.status == WORKER_RUNNING, held
