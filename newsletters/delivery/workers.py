@@ -161,8 +161,12 @@ class SendWorker:
         connection. Held here, the lock outlives the last statement of the
         sender's that can still commit.
         """
-        with conn.begin():
-            conn.execute(_LIFE_LOCK, {"ns": WORKER_NAMESPACE, "id": self.id})
+        try:
+            with conn.begin():
+                conn.execute(_LIFE_LOCK, {"ns": WORKER_NAMESPACE, "id": self.id})
+        except BaseException:
+            conn.invalidate()  # taken or not (a session lock outlives a failed commit), this session ends
+            raise
 
         def detach() -> None:
             try:
