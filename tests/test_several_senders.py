@@ -353,6 +353,47 @@ def test_a_killed_sender_stays_alive_until_the_last_connection_it_claims_on_has_
             second.close()
 
 
+def test_a_sender_that_joins_while_another_sweeps_is_not_taken_for_dead(postgres_site):
+    """Three senders started together each sweep as they join: one joining mid-sweep must stay alive.
+
+    Were "who is alive" read in one statement and acted on in the next, the
+    newcomer would be marked dead, and every later sweep would turn its messages
+    in flight ``unknown`` while it is still sending them.
+    """
+    site_dir, _url = postgres_site
+    add_many(site_dir, 1)
+    with open_ledger(Site.load(site_dir)) as ledger:
+        engine = ledger.engine
+        run = ledger.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="", transport="t")
+        sweeper = SendWorker.join(engine, "s", lambda latest: latest)
+        joined: list[SendWorker] = []
+
+        def join_meanwhile(_conn, _cursor, statement, *_args) -> None:
+            if "pg_locks" in statement and not joined:  # the sweep has just read the locks
+                joined.append(SendWorker.join(engine, "s", lambda latest: latest))
+
+        sa.event.listen(engine, "after_cursor_execute", join_meanwhile)
+        try:
+            assert sweeper.sweep() == Swept(orphans=0, released=0)
+        finally:
+            sa.event.remove(engine, "after_cursor_execute", join_meanwhile)
+        (newcomer,) = joined
+        try:
+            with ledger.connect() as conn:
+                ledger.enqueue(conn, run.id, [1])
+                assert newcomer.reserve(conn, [1], SENDABLE) == {1}
+                with conn.begin():
+                    conn.execute(deliveries.update().where(deliveries.c.subscriber_id == 1).values(state=SENDING))
+            assert sweeper.sweep() == Swept(orphans=0, released=0)
+            assert ledger.state_of(run.id, 1) == SENDING  # still the newcomer's message in flight
+            with engine.connect() as conn:
+                status = conn.scalar(sa.select(send_workers.c.status).where(send_workers.c.id == newcomer.id))
+            assert status == "running"
+        finally:
+            newcomer.close()
+            sweeper.close()
+
+
 def test_a_live_sender_on_another_database_of_the_server_does_not_keep_a_dead_one_here_alive(
         postgres_site, tmp_path, request):
     """One PostgreSQL server, a database per clinic (an agency's setup): worker ids repeat across them."""

@@ -138,14 +138,15 @@ class Ledger:
         return self.get_run(run_id)
 
     def start_session(
-        self, run_id: int, *, transport: str, content_digest: str, live_workers: sa.Select | None = None
+        self, run_id: int, *, transport: str, content_digest: str, live_workers: sa.SelectBase | None = None
     ) -> int:
         """Mark the run as running again; rows a dead process left in ``sending`` become ``unknown``.
 
         Only call this holding the site's send lock: then no live process is
         handing any of them over, and "sending" can only mean "died mid-handover".
         With several senders (PostgreSQL, ``workers``) ``live_workers`` selects
-        the ids of the run's workers alive now: their rows are theirs, not orphans.
+        the ids of workers alive now, read inside this statement: their rows are
+        theirs, not orphans.
         """
         now = utcnow()
         in_flight = [deliveries.c.run_id == run_id, deliveries.c.state == SENDING]

@@ -302,9 +302,8 @@ class DeliveryPipe:
                 detach()
             if conn is not None:
                 conn.close()
-            if not isinstance(exc, NewsletterError):
-                exc = self._database_failed(exc, "the delivery ledger failed")
-            self._abort(exc)
+            said = exc if isinstance(exc, NewsletterError) else self._database_failed(exc, "the delivery ledger failed")
+            self._abort(said)
             return
         pending: list[Outcome | None] = [None]
 
@@ -323,13 +322,15 @@ class DeliveryPipe:
                 flush()
             except Exception:
                 pass  # the row stays "sending" and will be reported as unknown: still safe
-            transport.close()
             try:
-                writer.close()
+                transport.close()
             finally:
-                if detach is not None:
-                    detach()
-                conn.close()
+                try:
+                    writer.close()
+                finally:
+                    if detach is not None:
+                        detach()  # before the connection goes back to the pool
+                    conn.close()
 
     def _one(self, work: Work, conn, writer, transport: Transport, pending: list, flush: Callable[[], None]) -> None:
         recipient = work.recipient

@@ -43,7 +43,7 @@ from .rate import RateLimiter
 from .report import SendReport, build_report, write_report
 from .settings import DeliverySettings
 from .workers import (
-    SendWorker, SharedRate, ShareSize, live_worker_ids, refuse_other_content, uses_workers, worker_counts,
+    SendWorker, SharedRate, ShareSize, locked_worker_ids, refuse_other_content, uses_workers, worker_counts,
 )
 
 
@@ -134,7 +134,7 @@ class SendPlan:
             run = self.ledger.get_run(worker.run_id)
             orphans = self.ledger.start_session(run.id, transport=self.transport_description,
                                                 content_digest=self.content_digest,
-                                                live_workers=live_worker_ids(run.id))
+                                                live_workers=locked_worker_ids())
             orphans += worker.sweep().orphans
         else:
             run = self.run or self._create_run()

@@ -8,8 +8,8 @@ PostgreSQL itself is the coordinator; there is no other server:
 * **Liveness.** A worker holds a shared session advisory lock keyed by its id,
   on a connection of its own, for its whole life, and on every connection it
   claims or reserves rows with (``attach``, and in ``reserve``'s transaction).
-  The server drops each when that session ends, which a killed process's do
-  (SIGKILL included). "Alive" is read from ``pg_locks``: no lease to renew, no
+  The server drops each when its session ends, as it does for a killed
+  process (SIGKILL included). "Alive" is read from ``pg_locks``: no lease to renew, no
   clock to trust, and no sender counts as dead while a statement of its can
   still commit.
 * **Shares.** After a batch is enqueued (``ON CONFLICT``-safe: the unnest
@@ -72,19 +72,28 @@ def uses_workers(engine: sa.Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def live_worker_ids(run_id) -> sa.Select:
-    """Ids of the run's workers whose life lock is held right now (their process is alive).
+def locked_worker_ids() -> sa.TextualSelect:
+    """Ids of workers (of any run) whose life lock some session holds right now.
 
+    That is: their process is alive, or a statement of theirs may still commit.
+    Use it inside the statement that acts on the answer, never as a list read
+    beforehand: a sender that joins in between would look dead. (Its row commits
+    after its lock is taken, so a statement that sees the row also sees the lock.)
     Advisory locks belong to one database, but ``pg_locks`` lists the whole
     server's: a clinic's sender with the same id in another database is not ours.
     """
-    held = sa.text(
-        "EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
-        f"AND l.classid = {WORKER_NAMESPACE} AND l.objid::bigint = send_workers.id "
-        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
-    )
+    return sa.text(
+        "SELECT l.objid::int FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+        f"AND l.classid = {WORKER_NAMESPACE} "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ).columns(sa.column("objid", sa.Integer))
+
+
+def live_worker_ids(run_id) -> sa.Select:
+    """Ids of the run's workers still sending: marked running, and their life lock held."""
     return sa.select(send_workers.c.id).where(
-        send_workers.c.run_id == run_id, send_workers.c.status == WORKER_RUNNING, held
+        send_workers.c.run_id == run_id, send_workers.c.status == WORKER_RUNNING,
+        send_workers.c.id.in_(locked_worker_ids()),
     )
 
 
@@ -214,14 +223,16 @@ class SendWorker:
         """Release what workers that are no longer alive held; never a live worker's rows."""
         now = utcnow()
         with self.engine.begin() as conn:
-            live = [self.id, *conn.scalars(live_worker_ids(self.run_id))]
+            # Each decision in one statement, with the locks read inside it (``locked_worker_ids``).
             dead = list(conn.scalars(
                 sa.select(send_workers.c.id)
                 .where(send_workers.c.run_id == self.run_id, send_workers.c.status == WORKER_RUNNING,
-                       send_workers.c.id.not_in(live))
+                       send_workers.c.id.not_in(locked_worker_ids()))
                 .with_for_update(skip_locked=True)
             ))
-            not_live = sa.or_(deliveries.c.worker_id.is_(None), deliveries.c.worker_id.not_in(live))
+            # Whatever status a sender wrote (one stopped by a second Ctrl-C writes ``interrupted`` with
+            # claims still on their way), its messages in flight are not orphans while its locks are held.
+            not_live = sa.or_(deliveries.c.worker_id.is_(None), deliveries.c.worker_id.not_in(locked_worker_ids()))
             orphans = conn.execute(
                 deliveries.update()
                 .where(deliveries.c.run_id == self.run_id, deliveries.c.state == SENDING, not_live)
