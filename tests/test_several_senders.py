@@ -23,7 +23,7 @@ from newsletters.config import Site
 from newsletters.delivery import open_ledger
 from newsletters.delivery.rate import RateLimiter
 from newsletters.errors import DeliveryError
-from newsletters.delivery.workers import SendWorker, ShareSize, Swept, live_worker_ids
+from newsletters.delivery.workers import SendWorker, ShareSize, Swept, live_worker_ids, locked_worker_ids
 from recipients.claims import Claim, Outcome
 from tests import send_fixtures
 from tests.postgres_server import fresh_database_url
@@ -93,6 +93,16 @@ def unknown_rows(url: str) -> list[tuple[int, str]]:
                 .join(send_workers, send_workers.c.id == deliveries.c.worker_id, isouter=True)
                 .where(deliveries.c.state.in_((UNKNOWN, SENDING)))
             )]
+    finally:
+        engine.dispose()
+
+
+def life_locks(url: str) -> dict[int, int]:
+    """Per worker id, how many sessions of this database hold its life lock now."""
+    engine = pg_engine(url)
+    try:
+        with engine.connect() as conn:
+            return dict(Counter(conn.scalars(locked_worker_ids())))
     finally:
         engine.dispose()
 
@@ -171,6 +181,8 @@ def test_a_sender_that_joins_late_takes_a_share(postgres_site):
         first = start_newsletter(site_dir, "send", ISSUE, "--yes")
         try:
             wait_for(lambda: len(inbox.messages) >= 200, "the first sender to be under way")
+            # Its life lock, on its own connection and on each SMTP connection's (and briefly while it reserves).
+            assert list(life_locks(url).values()) in ([1 + CONNECTIONS], [2 + CONNECTIONS])
             late = start_newsletter(site_dir, "send", ISSUE, "--yes")
             results = [finish(first), finish(late)]
         finally:
@@ -179,6 +191,7 @@ def test_a_sender_that_joins_late_takes_a_share(postgres_site):
                     p.kill()
     for code, out, err in results:
         assert code == 0, out + err
+    assert life_locks(url) == {}  # both ended: no session holds a lock of theirs
     (run,) = sends_json(site_dir)
     assert run["status"] == "done"
     shares = {w["pid"]: w["counts"].get("sent", 0) for w in run["workers"]}
