@@ -181,8 +181,10 @@ class SendWorker:
             try:
                 with conn.begin():
                     conn.execute(_LIFE_UNLOCK, {"ns": WORKER_NAMESPACE, "id": self.id})
-            except (sa.exc.SQLAlchemyError, OSError):
+            except BaseException as exc:
                 conn.invalidate()  # never back to the pool still holding it: this session ends instead
+                if not isinstance(exc, (sa.exc.SQLAlchemyError, OSError)):  # a broken connection is expected
+                    raise
 
         return detach
 
