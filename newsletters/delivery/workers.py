@@ -9,9 +9,9 @@ PostgreSQL itself is the coordinator; there is no other server:
   on a connection of its own, for its whole life, and on every connection it
   claims or reserves rows with (``attach``, and in ``reserve``'s transaction).
   The server drops each when its session ends, as it does for a killed
-  process (SIGKILL included). "Alive" is read from ``pg_locks``: no lease to renew, no
-  clock to trust, and no sender counts as dead while a statement of its can
-  still commit.
+  process (SIGKILL included). "Alive" is read from ``pg_locks``, inside the
+  statement that acts on it: no lease to renew, no clock to trust, and no
+  sender counts as dead while a statement of its can still commit.
 * **Shares.** After a batch is enqueued (``ON CONFLICT``-safe: the unnest
   INSERT of rows not yet there), a worker *reserves* the batch's sendable rows
   not held by another live worker (``FOR UPDATE SKIP LOCKED``: two workers
