@@ -14,6 +14,8 @@ import shutil
 import signal
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -68,43 +70,54 @@ def wait_for(condition, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def pg_engine(url: str) -> sa.Engine:
+@contextmanager
+def pg_connection(url: str) -> Iterator[sa.Connection]:
+    """A connection to the test's database, from outside the senders (as an operator's psql would be)."""
     if url.startswith("postgresql://"):
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    return sa.create_engine(url)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def workers_by_pid(url: str) -> dict[int, dict]:
-    engine = pg_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {row.pid: dict(row._mapping) for row in conn.execute(sa.select(send_workers))}
-    finally:
-        engine.dispose()
+    with pg_connection(url) as conn:
+        return {row.pid: dict(row._mapping) for row in conn.execute(sa.select(send_workers))}
 
 
 def unknown_rows(url: str) -> list[tuple[int, str]]:
     """Each message of unknown fate: the pid of the sender that held it, and the reply recorded."""
-    engine = pg_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(
-                sa.select(send_workers.c.pid, deliveries.c.reply_text)
-                .join(send_workers, send_workers.c.id == deliveries.c.worker_id, isouter=True)
-                .where(deliveries.c.state.in_((UNKNOWN, SENDING)))
-            )]
-    finally:
-        engine.dispose()
+    with pg_connection(url) as conn:
+        return [tuple(row) for row in conn.execute(
+            sa.select(send_workers.c.pid, deliveries.c.reply_text)
+            .join(send_workers, send_workers.c.id == deliveries.c.worker_id, isouter=True)
+            .where(deliveries.c.state.in_((UNKNOWN, SENDING)))
+        )]
 
 
 def life_locks(url: str) -> dict[int, int]:
     """Per worker id, how many sessions of this database hold its life lock now."""
-    engine = pg_engine(url)
-    try:
-        with engine.connect() as conn:
-            return dict(Counter(conn.scalars(locked_worker_ids())))
-    finally:
-        engine.dispose()
+    with pg_connection(url) as conn:
+        return dict(Counter(conn.scalars(locked_worker_ids())))
+
+
+def new_run(ledger, content_digest: str = ""):
+    """A run of issue "s", as ``newsletter send`` would create it (the parts these tests do not look at, dummies)."""
+    return ledger.create_run(issue_slug="s", issue_path="p", subject="x", content_digest=content_digest,
+                             transport="t")
+
+
+def join(engine: sa.Engine, content_digest: str | None = None) -> SendWorker:
+    """Join the latest run of issue "s" as one more sender."""
+    return SendWorker.join(engine, "s", lambda latest: latest, content_digest)
+
+
+def worker_status(engine: sa.Engine, worker: SendWorker) -> str:
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(send_workers.c.status).where(send_workers.c.id == worker.id))
 
 
 def sends_json(site_dir) -> list[dict]:
@@ -256,14 +269,14 @@ def test_joining_a_run_checks_the_content_against_live_senders_only(postgres_sit
     site_dir, _url = postgres_site
     with open_ledger(Site.load(site_dir)) as ledger:
         engine = ledger.engine
-        ledger.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="a" * 64, transport="t")
-        first = SendWorker.join(engine, "s", lambda latest: latest, "a" * 64)
-        second = SendWorker.join(engine, "s", lambda latest: latest, "a" * 64)  # the same version joins
+        new_run(ledger, "a" * 64)
+        first = join(engine, "a" * 64)
+        second = join(engine, "a" * 64)  # the same version joins
         second.close()
         with pytest.raises(DeliveryError, match=f"sender {first.id} on .* is sending a different version"):
-            SendWorker.join(engine, "s", lambda latest: latest, "b" * 64)
+            join(engine, "b" * 64)
         first.close()  # its process ends: the server drops its life lock
-        third = SendWorker.join(engine, "s", lambda latest: latest, "b" * 64)  # a resume with the new version
+        third = join(engine, "b" * 64)  # a resume with the new version
         try:
             with engine.connect() as conn:
                 digests = conn.execute(sa.select(send_workers.c.content_digest).order_by(send_workers.c.id)).scalars()
@@ -304,14 +317,14 @@ def test_a_joining_sender_leaves_a_live_senders_messages_in_flight_alone(postgre
     add_many(site_dir, 2)
     with open_ledger(Site.load(site_dir)) as ledger:
         engine = ledger.engine
-        run = ledger.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="", transport="t")
-        first = SendWorker.join(engine, "s", lambda latest: latest)
+        run = new_run(ledger)
+        first = join(engine)
         with ledger.connect() as conn:
             ledger.enqueue(conn, run.id, [1, 2])
             assert first.reserve(conn, [1, 2], SENDABLE) == {1, 2}
             with conn.begin():
                 conn.execute(deliveries.update().where(deliveries.c.subscriber_id == 1).values(state=SENDING))
-        second = SendWorker.join(engine, "s", lambda latest: latest)
+        second = join(engine)
         try:
             with ledger.connect() as conn:
                 assert second.reserve(conn, [1, 2], SENDABLE) == set()  # the first one's share
@@ -341,8 +354,8 @@ def test_a_killed_sender_stays_alive_until_the_last_connection_it_claims_on_has_
     add_many(site_dir, 2)
     with open_ledger(Site.load(site_dir)) as ledger:
         engine = ledger.engine
-        run = ledger.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="", transport="t")
-        first = SendWorker.join(engine, "s", lambda latest: latest)
+        run = new_run(ledger)
+        first = join(engine)
         claiming, finished = ledger.connect(), ledger.connect()
         first.attach(claiming)
         first.attach(finished)()  # a connection the sender is done with: back to the pool, lock released
@@ -352,7 +365,7 @@ def test_a_killed_sender_stays_alive_until_the_last_connection_it_claims_on_has_
             assert first.reserve(conn, [1, 2], SENDABLE) == {1, 2}
         writer = ledger.writer(claiming)
         assert writer.record(run.id, None, claim=1) is Claim.CLAIMED
-        second = SendWorker.join(engine, "s", lambda latest: latest)
+        second = join(engine)
         try:
             first.close()  # killed: its life connection is gone ...
             assert second.sweep() == Swept(orphans=0, released=0)  # ... but not its claiming one
@@ -377,13 +390,13 @@ def test_a_sender_that_joins_while_another_sweeps_is_not_taken_for_dead(postgres
     add_many(site_dir, 1)
     with open_ledger(Site.load(site_dir)) as ledger:
         engine = ledger.engine
-        run = ledger.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="", transport="t")
-        sweeper = SendWorker.join(engine, "s", lambda latest: latest)
+        run = new_run(ledger)
+        sweeper = join(engine)
         joined: list[SendWorker] = []
 
         def join_meanwhile(_conn, _cursor, statement, *_args) -> None:
             if "pg_locks" in statement and not joined:  # the sweep has just read the locks
-                joined.append(SendWorker.join(engine, "s", lambda latest: latest))
+                joined.append(join(engine))
 
         sa.event.listen(engine, "after_cursor_execute", join_meanwhile)
         try:
@@ -399,9 +412,7 @@ def test_a_sender_that_joins_while_another_sweeps_is_not_taken_for_dead(postgres
                     conn.execute(deliveries.update().where(deliveries.c.subscriber_id == 1).values(state=SENDING))
             assert sweeper.sweep() == Swept(orphans=0, released=0)
             assert ledger.state_of(run.id, 1) == SENDING  # still the newcomer's message in flight
-            with engine.connect() as conn:
-                status = conn.scalar(sa.select(send_workers.c.status).where(send_workers.c.id == newcomer.id))
-            assert status == "running"
+            assert worker_status(engine, newcomer) == "running"
         finally:
             newcomer.close()
             sweeper.close()
@@ -416,21 +427,19 @@ def test_a_live_sender_on_another_database_of_the_server_does_not_keep_a_dead_on
     send_fixtures.write_env(other_site, DATABASE_URL=fresh_database_url("postgresql", tmp_path, request))
     add_many(other_site, 1)
     with open_ledger(Site.load(site_dir)) as here, open_ledger(Site.load(other_site)) as there:
-        run = here.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="", transport="t")
-        there.create_run(issue_slug="s", issue_path="p", subject="x", content_digest="", transport="t")
-        theirs = SendWorker.join(there.engine, "s", lambda latest: latest)
-        killed = SendWorker.join(here.engine, "s", lambda latest: latest)
+        run = new_run(here)
+        new_run(there)
+        theirs = join(there.engine)
+        killed = join(here.engine)
         assert killed.id == theirs.id  # each database numbers its senders from 1
         with here.connect() as conn:
             here.enqueue(conn, run.id, [1])
             assert killed.reserve(conn, [1], SENDABLE) == {1}
         killed.close()
-        resumed = SendWorker.join(here.engine, "s", lambda latest: latest)
+        resumed = join(here.engine)
         try:
             assert resumed.sweep() == Swept(orphans=0, released=1)  # the killed one's row is anyone's again
-            with here.engine.connect() as conn:
-                status = conn.scalar(sa.select(send_workers.c.status).where(send_workers.c.id == killed.id))
-            assert status == "dead"
+            assert worker_status(here.engine, killed) == "dead"
         finally:
             resumed.close()
             theirs.close()
