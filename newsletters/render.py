@@ -15,9 +15,12 @@ neither to fetch linked stylesheets nor to load files.
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import logging
+import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -331,6 +334,23 @@ def whole_pixels(html: str) -> str:
 # ---------------------------------------------------------------- CSS inlining
 
 
+# What inline_css asks of premailer. Part of ``inliner_fingerprint``: change it and stored inlinings go stale.
+_PREMAILER_OPTIONS = dict(
+    base_url=None,
+    disable_link_rewrites=True,
+    allow_network=False,
+    allow_loading_external_files=False,
+    external_styles=None,
+    keep_style_tags=False,
+    strip_important=False,
+    exclude_pseudoclasses=True,
+    disable_validation=True,
+    disable_basic_attributes=("width", "height"),
+    cssutils_logging_level=logging.CRITICAL,
+)
+_INLINER_REVISION = 1  # raise it when inline_css changes what it makes of the same HTML in any other way
+
+
 def inline_css(html: str) -> str:
     """Move the stylesheet into style attributes; keep @media and :root rules in <head>.
 
@@ -341,28 +361,39 @@ def inline_css(html: str) -> str:
     """
     from premailer import Premailer
 
-    inliner = Premailer(
-        html,
-        base_url=None,
-        disable_link_rewrites=True,
-        allow_network=False,
-        allow_loading_external_files=False,
-        external_styles=None,
-        keep_style_tags=False,
-        strip_important=False,
-        exclude_pseudoclasses=True,
-        disable_validation=True,
-        disable_basic_attributes=["width", "height"],
-        cssutils_logging_level=logging.CRITICAL,
-    )
-    out = inliner.transform()
+    out = Premailer(html, **_PREMAILER_OPTIONS).transform()
     if not out.lstrip().lower().startswith("<!doctype"):
         out = "<!doctype html>\n" + out
     return out
 
 
-def render_issue(site: Site, issue: Issue, articles: list[tuple[IssueArticle, Article]]) -> RenderedIssue:
-    """Render the e-mail HTML, its text alternative and the browser version, once."""
+def inliner_fingerprint() -> str:
+    """Everything besides its input that decides what ``inline_css`` returns.
+
+    Our options and revision, and the installed premailer and cssutils, named by
+    where they are and when they were written there (an upgrade rewrites them):
+    reading their versions through ``importlib.metadata`` would cost more than a
+    fresh process saves by not inlining again.
+    """
+    parts = [f"revision {_INLINER_REVISION}", repr(sorted(_PREMAILER_OPTIONS.items()))]
+    for name in ("premailer", "cssutils"):
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec is not None and spec.origin else ""
+        try:
+            parts.append(f"{name} {origin} {os.stat(origin).st_mtime_ns}")
+        except OSError:
+            parts.append(f"{name} missing")
+    return "\n".join(parts)
+
+
+def render_issue(
+    site: Site, issue: Issue, articles: list[tuple[IssueArticle, Article]], inline: Callable[[str], str] = inline_css,
+) -> RenderedIssue:
+    """Render the e-mail HTML, its text alternative and the browser version, once.
+
+    ``inline`` is ``inline_css`` or one that remembers its results (``newsletters.build``
+    keeps them beside the build, so each ``send`` process need not inline again).
+    """
     warnings: list[str] = []
     timings = {"render": 0.0, "mjml": 0.0, "inline": 0.0}
     fallback = site.config.personalization_first_name_fallback
@@ -379,7 +410,7 @@ def render_issue(site: Site, issue: Issue, articles: list[tuple[IssueArticle, Ar
     email_html = whole_pixels(compile_mjml(email_mjml))
     web_html = whole_pixels(compile_mjml(web_mjml))
     t2 = time.perf_counter()
-    email_html = inline_css(email_html)
+    email_html = inline(email_html)
     tags = utm_tags(site.config, issue.slug)
     email_html = tag_html(email_html, site.config.website, tags)
     text = tag_text(text, site.config.website, tags)

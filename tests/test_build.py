@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import lxml.html
 import pytest
 from click.testing import CliRunner
 
-from newsletters.build import OUTPUT_NAMES, build_issue, write_atomically
+from newsletters.build import INLINED_NAME, OUTPUT_NAMES, build_issue, write_atomically
 from newsletters.cli import cli
 from newsletters.config import Site
 from newsletters.errors import IssueFileError, RenderError
@@ -129,7 +132,7 @@ def test_a_failed_build_leaves_the_previous_build_untouched(small_site):
     with pytest.raises(RenderError):
         build_issue(site, issue)
     assert {name: path.read_bytes() for name, path in first.paths.items()} == before
-    assert sorted(p.name for p in first.out_dir.iterdir()) == sorted(OUTPUT_NAMES)
+    assert sorted(p.name for p in first.out_dir.iterdir()) == sorted([*OUTPUT_NAMES, INLINED_NAME])  # no temporaries
 
 
 def test_write_atomically_changes_nothing_when_one_file_cannot_be_written(tmp_path):
@@ -231,3 +234,67 @@ def test_image_widths_are_whole_pixels(site_dir):
         assert widths and all(w.isdigit() for w in widths), widths
         assert "194" in widths  # the card images, rounded down so they never outgrow their column
         assert not re.search(r"width:\s*\d+\.\d+px", html)
+
+
+# ------------------------------------------------------------------ the inlining kept beside the build
+
+REBUILD_IN_A_FRESH_PROCESS = """
+import sys
+from newsletters.build import build_issue
+from newsletters.config import Site
+build_issue(Site.load(sys.argv[1]), sys.argv[2])
+print("premailer imported" if "premailer" in sys.modules else "premailer not imported")
+"""
+
+
+def rebuild_in_a_fresh_process(site_dir: Path, issue: str) -> str:
+    """What a ``send`` process does first: build the issue again, in a process of its own."""
+    done = subprocess.run([sys.executable, "-c", REBUILD_IN_A_FRESH_PROCESS, str(site_dir), issue],
+                          capture_output=True, text=True, check=True, cwd=site_dir)
+    return done.stdout.strip()
+
+
+def test_a_send_after_a_build_reuses_its_css_inlining_and_builds_the_same_bytes(small_site):
+    first = build_issue(Site.load(small_site), SMALL_ISSUE)
+    built = {name: path.read_bytes() for name, path in first.paths.items() if name != "sample.eml"}
+
+    assert rebuild_in_a_fresh_process(small_site, SMALL_ISSUE) == "premailer not imported"
+    assert {name: first.paths[name].read_bytes() for name in built} == built
+
+
+def test_a_changed_colour_is_inlined_afresh_not_taken_from_the_last_build(small_site):
+    build_issue(Site.load(small_site), SMALL_ISSUE)
+    toml = small_site / "newsletter.toml"
+    toml.write_text(toml.read_text().replace('primary_color = "#24505c"', 'primary_color = "#7a1f3d"'))
+
+    assert rebuild_in_a_fresh_process(small_site, SMALL_ISSUE) == "premailer imported"
+    html = (small_site / "build" / "2026-12" / "email.html").read_text()
+    styles = " ".join(el.get("style") or "" for el in lxml.html.document_fromstring(html).iter() if isinstance(el.tag, str))
+    assert "#7a1f3d" in styles.lower() and "#24505c" not in styles.lower()
+
+
+@pytest.mark.parametrize("kept", [
+    json.dumps({"digest": "0" * 64, "html": "<p>LEFT FROM ANOTHER BUILD</p>"}),  # made from other HTML
+    json.dumps({"digest": "0" * 64}),
+    "{not json",
+    json.dumps(["a list"]),
+], ids=["made from other HTML", "no HTML", "not JSON", "not an object"])
+def test_an_inlining_file_made_from_other_html_or_damaged_is_not_used(small_site, kept):
+    folder = small_site / "build" / "2026-12"
+    folder.mkdir(parents=True)
+    (folder / INLINED_NAME).write_text(kept)
+
+    result = build_issue(Site.load(small_site), SMALL_ISSUE)
+
+    assert "LEFT FROM ANOTHER BUILD" not in result.paths["email.html"].read_text()
+    assert "cracked hands in winter" in result.paths["email.html"].read_text()
+    assert json.loads((folder / INLINED_NAME).read_text())["digest"] != "0" * 64  # replaced by this build's
+
+
+def test_a_build_folder_that_cannot_keep_the_inlining_still_builds(small_site):
+    folder = small_site / "build" / "2026-12"
+    (folder / INLINED_NAME).mkdir(parents=True)  # a folder where the file would go: neither read nor written
+
+    result = build_issue(Site.load(small_site), SMALL_ISSUE)
+
+    assert "cracked hands in winter" in result.paths["email.html"].read_text()

@@ -21,7 +21,6 @@ import re
 from urllib.parse import urlsplit
 
 import lxml.html
-import trafilatura
 from lxml import etree
 
 from ..errors import ArticleError
@@ -164,6 +163,10 @@ def _listed_posts(page, meta: PageMetadata) -> list[str]:
 def _extract(text: str, *, prune: bool):
     # No url= on purpose: trafilatura would resolve relative links against the host only
     # (contact.html on /news/ -> /contact.html). sanitize_html resolves them properly.
+    # Imported here, at the first web page read: trafilatura and what it brings take 75 ms to import,
+    # which every command would pay (send rebuilds the issue) though most issues read no web page.
+    import trafilatura
+
     return trafilatura.bare_extraction(
         text,
         include_comments=False,
