@@ -335,19 +335,19 @@ def whole_pixels(html: str) -> str:
 
 
 # What inline_css asks of premailer. Part of ``inliner_fingerprint``: change it and stored inlinings go stale.
-_PREMAILER_OPTIONS = dict(
-    base_url=None,
-    disable_link_rewrites=True,
-    allow_network=False,
-    allow_loading_external_files=False,
-    external_styles=None,
-    keep_style_tags=False,
-    strip_important=False,
-    exclude_pseudoclasses=True,
-    disable_validation=True,
-    disable_basic_attributes=("width", "height"),
-    cssutils_logging_level=logging.CRITICAL,
-)
+_PREMAILER_OPTIONS = {
+    "base_url": None,
+    "disable_link_rewrites": True,
+    "allow_network": False,
+    "allow_loading_external_files": False,
+    "external_styles": None,
+    "keep_style_tags": False,
+    "strip_important": False,
+    "exclude_pseudoclasses": True,
+    "disable_validation": True,
+    "disable_basic_attributes": ("width", "height"),
+    "cssutils_logging_level": logging.CRITICAL,
+}
 _INLINER_REVISION = 1  # raise it when inline_css changes what it makes of the same HTML in any other way
 
 
