@@ -25,7 +25,7 @@ from newsletters.config import Site
 from newsletters.delivery import open_ledger
 from newsletters.delivery.rate import RateLimiter
 from newsletters.errors import DeliveryError
-from newsletters.delivery.workers import SendWorker, ShareSize, Swept, live_worker_ids, locked_worker_ids
+from newsletters.delivery.workers import SendWorker, ShareSize, Swept, locked_worker_ids
 from recipients.claims import Claim, Outcome
 from tests import send_fixtures
 from tests.postgres_server import fresh_database_url
@@ -328,8 +328,8 @@ def test_a_joining_sender_leaves_a_live_senders_messages_in_flight_alone(postgre
         try:
             with ledger.connect() as conn:
                 assert second.reserve(conn, [1, 2], SENDABLE) == set()  # the first one's share
-            live = live_worker_ids(run.id)
-            assert ledger.start_session(run.id, transport="t", content_digest="", live_workers=live) == 0
+            # What a joining sender's session does first (``SendSession.execute``).
+            ledger.start_session(run.id, transport="t", content_digest="", sole_sender=False)
             assert second.sweep().orphans == 0
             assert ledger.state_of(run.id, 1) == SENDING
 

@@ -137,31 +137,28 @@ class Ledger:
             ).inserted_primary_key[0]
         return self.get_run(run_id)
 
-    def start_session(
-        self, run_id: int, *, transport: str, content_digest: str, live_workers: sa.SelectBase | None = None
-    ) -> int:
-        """Mark the run as running again; rows a dead process left in ``sending`` become ``unknown``.
+    def start_session(self, run_id: int, *, transport: str, content_digest: str, sole_sender: bool = True) -> int:
+        """Mark the run as running again; as its sole sender, turn rows a dead process left in ``sending`` ``unknown``.
 
-        Only call this holding the site's send lock: then no live process is
-        handing any of them over, and "sending" can only mean "died mid-handover".
-        With several senders (PostgreSQL, ``workers``) ``live_workers`` selects
-        the ids of workers alive now, read inside this statement: their rows are
-        theirs, not orphans.
+        The sole sender (SQLite) calls this holding the site's send lock: then no
+        live process is handing any of them over, and "sending" can only mean
+        "died mid-handover". With several senders (PostgreSQL) a row in
+        ``sending`` may be a live sender's: ``workers.SendWorker.sweep`` alone
+        judges those, by the sender's lock, and this only marks the run running.
         """
         now = utcnow()
-        in_flight = [deliveries.c.run_id == run_id, deliveries.c.state == SENDING]
-        if live_workers is not None:
-            in_flight.append(sa.or_(deliveries.c.worker_id.is_(None), deliveries.c.worker_id.not_in(live_workers)))
+        orphans = 0
         with self.connect() as conn, conn.begin():
-            orphans = conn.execute(
-                deliveries.update()
-                .where(*in_flight)
-                .values(
-                    state=UNKNOWN,
-                    reply_text="handed over by a process that stopped before the server's reply was recorded",
-                    done_at=now,
-                )
-            ).rowcount
+            if sole_sender:
+                orphans = conn.execute(
+                    deliveries.update()
+                    .where(deliveries.c.run_id == run_id, deliveries.c.state == SENDING)
+                    .values(
+                        state=UNKNOWN,
+                        reply_text="handed over by a process that stopped before the server's reply was recorded",
+                        done_at=now,
+                    )
+                ).rowcount
             conn.execute(
                 send_runs.update()
                 .where(send_runs.c.id == run_id)

@@ -43,7 +43,7 @@ from .rate import RateLimiter
 from .report import SendReport, build_report, write_report
 from .settings import DeliverySettings
 from .workers import (
-    SendWorker, SharedRate, ShareSize, locked_worker_ids, refuse_other_content, uses_workers, worker_counts,
+    SendWorker, SharedRate, ShareSize, refuse_other_content, uses_workers, worker_counts,
 )
 
 
@@ -132,10 +132,9 @@ class SendPlan:
         if uses_workers(self.ledger.engine):  # PostgreSQL: join the run as one of its senders
             worker = SendWorker.join(self.ledger.engine, issue.slug, self._choose_run, self.content_digest)
             run = self.ledger.get_run(worker.run_id)
-            orphans = self.ledger.start_session(run.id, transport=self.transport_description,
-                                                content_digest=self.content_digest,
-                                                live_workers=locked_worker_ids())
-            orphans += worker.sweep().orphans
+            self.ledger.start_session(run.id, transport=self.transport_description,
+                                      content_digest=self.content_digest, sole_sender=False)
+            orphans = worker.sweep().orphans
         else:
             run = self.run or self._create_run()
             orphans = self.ledger.start_session(run.id, transport=self.transport_description,
