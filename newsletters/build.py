@@ -14,18 +14,21 @@ Everything is rendered in memory first and then written through temporary
 files that are renamed into place, so an error never leaves a half-built
 issue that looks complete.
 
-Beside them, ``.inlined.json`` keeps the last CSS inlining (premailer), keyed
-by a digest of the HTML it was given and of the inliner itself. Inlining is
-most of a fresh process's render (0.4 s here, premailer and cssutils warming
-up), and every ``send`` process, each of several senders included, builds the
+Beside them, ``.inlined.json`` keeps the last CSS inlining (premailer),
+signed with ``SECRET_KEY`` over the HTML it was given, the HTML it made and
+the inliner itself (``render.inliner_fingerprint``). Inlining is most of a
+fresh process's render (about 0.4 s here, premailer and cssutils warming up),
+and every ``send`` process, each of several senders included, builds the
 issue again: after ``newsletter build`` they find the same HTML and reuse it.
-The file is only an optimisation: one that cannot be read, or that was made
-from other HTML, means inlining again; one that cannot be written, no reuse.
+The file is only an optimisation: one that cannot be read, was made from other
+HTML or by another inliner, or is not signed with this key, means inlining
+again; one that cannot be written, no reuse; no ``SECRET_KEY``, no file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -44,6 +47,7 @@ from .render import RenderedIssue, inline_css, inliner_fingerprint, render_issue
 
 OUTPUT_NAMES = ("email.html", "email.txt", "web.html", "sample.eml", "email.template.html", "email.template.txt")
 INLINED_NAME = ".inlined.json"
+_INLINED_PURPOSE = b"newsletters inlined css v1\0"
 
 
 @dataclass
@@ -143,7 +147,9 @@ def build_issue(site: Site, issue_path: str | os.PathLike, out_dir: Path | None 
     articles = read_articles(site, issue)
     target = Path(out_dir if out_dir is not None else site.build_dir) / issue.slug
     t1 = time.perf_counter()
-    rendered = render_issue(site, issue, articles, inline=remembered_inlining(target / INLINED_NAME))
+    secret = site.setting("SECRET_KEY")
+    inline = remembered_inlining(target / INLINED_NAME, secret) if secret else inline_css
+    rendered = render_issue(site, issue, articles, inline=inline)
     t2 = time.perf_counter()
     sample = sample_message(site, rendered, issue.slug)
     t3 = time.perf_counter()
@@ -173,20 +179,30 @@ def build_issue(site: Site, issue_path: str | os.PathLike, out_dir: Path | None 
     )
 
 
-def remembered_inlining(path: Path) -> Callable[[str], str]:
-    """``inline_css``, reusing the result kept in ``path`` when the HTML and the inliner are the same."""
+def remembered_inlining(path: Path, secret: str) -> Callable[[str], str]:
+    """``inline_css``, reusing the result kept in ``path`` when the HTML and the inliner are the same.
+
+    The kept result is what subscribers get, so it is signed with the site's
+    ``SECRET_KEY``, over the inliner, the HTML it was given and the HTML it
+    made: a file put there by anyone without the key is not used.
+    """
+    key = secret.encode("utf-8")
+
+    def signature(html: str, inlined: str) -> str:
+        signed = f"{inliner_fingerprint()}\0{html}\0{inlined}".encode("utf-8", "surrogatepass")
+        return hmac.new(key, _INLINED_PURPOSE + signed, hashlib.sha256).hexdigest()
 
     def inline(html: str) -> str:
-        digest = hashlib.sha256(f"{inliner_fingerprint()}\0{html}".encode("utf-8", "surrogatepass")).hexdigest()
         try:
             kept = json.loads(path.read_text(encoding="utf-8"))
-            if kept["digest"] == digest and isinstance(kept["html"], str):
+            if isinstance(kept["html"], str) and hmac.compare_digest(signature(html, kept["html"]), kept["signature"]):
                 return kept["html"]
         except (OSError, ValueError, KeyError, TypeError):
             pass
         inlined = inline_css(html)
         try:
-            write_atomically({path: json.dumps({"digest": digest, "html": inlined}).encode("utf-8")})
+            kept = {"signature": signature(html, inlined), "html": inlined}
+            write_atomically({path: json.dumps(kept).encode("utf-8")})
         except OSError:
             pass
         return inlined

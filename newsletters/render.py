@@ -19,6 +19,7 @@ import importlib.util
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from jinja2 import (
     TemplateNotFound,
     TemplateSyntaxError,
 )
+from lxml import etree
 
 from .articles.model import Article
 from .config import Site
@@ -367,23 +369,34 @@ def inline_css(html: str) -> str:
     return out
 
 
+_INLINER_PACKAGES = ("premailer", "cssutils", "cssselect", "lxml")  # what inline_css runs on
+
+
 def inliner_fingerprint() -> str:
     """Everything besides its input that decides what ``inline_css`` returns.
 
-    Our options and revision, and the installed premailer and cssutils, named by
-    where they are and when they were written there (an upgrade rewrites them):
-    reading their versions through ``importlib.metadata`` would cost more than a
-    fresh process saves by not inlining again.
+    Our options and revision, the Python and libxml2 versions, and the files of
+    the packages the inliner runs on, named by where they are, their sizes and
+    when they were written there (an upgrade rewrites them). Reading versions
+    through ``importlib.metadata`` would cost more than a fresh process saves by
+    not inlining again.
     """
-    parts = [f"revision {_INLINER_REVISION}", repr(sorted(_PREMAILER_OPTIONS.items()))]
-    for name in ("premailer", "cssutils"):
+    parts = [f"revision {_INLINER_REVISION}", repr(sorted(_PREMAILER_OPTIONS.items())), sys.version,
+             f"libxml2 {etree.LIBXML_VERSION}"]
+    for name in _INLINER_PACKAGES:
         spec = importlib.util.find_spec(name)
-        origin = spec.origin if spec is not None and spec.origin else ""
-        try:
-            parts.append(f"{name} {origin} {os.stat(origin).st_mtime_ns}")
-        except OSError:
-            parts.append(f"{name} missing")
+        parts.append(f"{name} {_files_stamp(Path(spec.origin).parent) if spec and spec.origin else 'missing'}")
     return "\n".join(parts)
+
+
+def _files_stamp(folder: Path) -> str:
+    """The files directly in ``folder``: name, size and modification time of each."""
+    try:
+        with os.scandir(folder) as entries:
+            stats = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file())
+    except OSError:
+        return f"{folder} unreadable"
+    return f"{folder} {stats}"
 
 
 def render_issue(

@@ -22,6 +22,7 @@ from newsletters.cli import cli
 from newsletters.config import Site
 from newsletters.errors import IssueFileError, RenderError
 from newsletters.issues import load_issue
+from newsletters.render import inline_css
 from test_checks_support import encoded_html_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "render"
@@ -132,7 +133,7 @@ def test_a_failed_build_leaves_the_previous_build_untouched(small_site):
     with pytest.raises(RenderError):
         build_issue(site, issue)
     assert {name: path.read_bytes() for name, path in first.paths.items()} == before
-    assert sorted(p.name for p in first.out_dir.iterdir()) == sorted([*OUTPUT_NAMES, INLINED_NAME])  # no temporaries
+    assert sorted(p.name for p in first.out_dir.iterdir()) == sorted(OUTPUT_NAMES)
 
 
 def test_write_atomically_changes_nothing_when_one_file_cannot_be_written(tmp_path):
@@ -254,47 +255,111 @@ def rebuild_in_a_fresh_process(site_dir: Path, issue: str) -> str:
     return done.stdout.strip()
 
 
-def test_a_send_after_a_build_reuses_its_css_inlining_and_builds_the_same_bytes(small_site):
-    first = build_issue(Site.load(small_site), SMALL_ISSUE)
+@pytest.fixture
+def keyed_site(small_site: Path) -> Path:
+    """The small site with the SECRET_KEY every real site has (the kept inlining is signed with it)."""
+    (small_site / ".env").write_text("SECRET_KEY=test-key-for-the-kept-inlining-0123456789\n")
+    return small_site
+
+
+def kept_inlining(site_dir: Path) -> Path:
+    return site_dir / "build" / "2026-12" / INLINED_NAME
+
+
+def test_a_send_after_a_build_reuses_its_css_inlining_and_builds_the_same_bytes(keyed_site):
+    first = build_issue(Site.load(keyed_site), SMALL_ISSUE)
     built = {name: path.read_bytes() for name, path in first.paths.items() if name != "sample.eml"}
 
-    assert rebuild_in_a_fresh_process(small_site, SMALL_ISSUE) == "premailer not imported"
+    assert rebuild_in_a_fresh_process(keyed_site, SMALL_ISSUE) == "premailer not imported"
     assert {name: first.paths[name].read_bytes() for name in built} == built
 
 
-def test_a_changed_colour_is_inlined_afresh_not_taken_from_the_last_build(small_site):
-    build_issue(Site.load(small_site), SMALL_ISSUE)
-    toml = small_site / "newsletter.toml"
+def test_a_changed_colour_is_inlined_afresh_not_taken_from_the_last_build(keyed_site):
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    toml = keyed_site / "newsletter.toml"
     toml.write_text(toml.read_text().replace('primary_color = "#24505c"', 'primary_color = "#7a1f3d"'))
 
-    assert rebuild_in_a_fresh_process(small_site, SMALL_ISSUE) == "premailer imported"
-    html = (small_site / "build" / "2026-12" / "email.html").read_text()
-    styles = " ".join(el.get("style") or "" for el in lxml.html.document_fromstring(html).iter() if isinstance(el.tag, str))
+    assert rebuild_in_a_fresh_process(keyed_site, SMALL_ISSUE) == "premailer imported"
+    html = (keyed_site / "build" / "2026-12" / "email.html").read_text()
+    tree = lxml.html.document_fromstring(html)
+    styles = " ".join(el.get("style") or "" for el in tree.iter() if isinstance(el.tag, str))
     assert "#7a1f3d" in styles.lower() and "#24505c" not in styles.lower()
 
 
-@pytest.mark.parametrize("kept", [
-    json.dumps({"digest": "0" * 64, "html": "<p>LEFT FROM ANOTHER BUILD</p>"}),  # made from other HTML
-    json.dumps({"digest": "0" * 64}),
-    "{not json",
-    json.dumps(["a list"]),
-], ids=["made from other HTML", "no HTML", "not JSON", "not an object"])
-def test_an_inlining_file_made_from_other_html_or_damaged_is_not_used(small_site, kept):
-    folder = small_site / "build" / "2026-12"
-    folder.mkdir(parents=True)
-    (folder / INLINED_NAME).write_text(kept)
+def test_an_inlining_changed_by_anyone_without_the_key_is_not_mailed(keyed_site):
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    kept = json.loads(kept_inlining(keyed_site).read_text())
+    kept["html"] = kept["html"].replace("cracked hands in winter", "PLANTED OFFER, click here")
+    kept_inlining(keyed_site).write_text(json.dumps(kept))
 
+    result = build_issue(Site.load(keyed_site), SMALL_ISSUE)
+
+    assert "PLANTED OFFER" not in result.rendered.html
+    assert "cracked hands in winter" in result.rendered.html
+
+
+def test_an_inlining_signed_with_another_key_is_not_reused(keyed_site):
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    (keyed_site / ".env").write_text("SECRET_KEY=another-sites-key-0123456789-abcdefghij\n")
+
+    assert rebuild_in_a_fresh_process(keyed_site, SMALL_ISSUE) == "premailer imported"
+    assert rebuild_in_a_fresh_process(keyed_site, SMALL_ISSUE) == "premailer not imported"  # kept for this key now
+
+
+def test_another_inliner_inlines_again(keyed_site, monkeypatch):
+    """An upgraded premailer, or inline_css changed: the kept result is not that inliner's."""
+    import newsletters.build
+    import newsletters.render
+
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    calls = []
+    monkeypatch.setattr(newsletters.build, "inline_css", lambda html: calls.append(1) or inline_css(html))
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    assert calls == []  # the same inliner: reused
+
+    monkeypatch.setattr(newsletters.render, "_INLINER_REVISION", newsletters.render._INLINER_REVISION + 1)
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    assert calls == [1]
+
+
+def _without(key):
+    def change(kept: dict) -> str:
+        del kept[key]
+        return json.dumps(kept)
+    return change
+
+
+@pytest.mark.parametrize("damage", [
+    _without("html"),
+    _without("signature"),
+    lambda kept: json.dumps({**kept, "html": 42}),
+    lambda kept: json.dumps({**kept, "signature": 42}),
+    lambda kept: json.dumps({**kept, "signature": "ünïcode"}),
+    lambda kept: json.dumps(kept)[:-20],
+    lambda kept: json.dumps(list(kept.values())),
+], ids=["no HTML", "no signature", "HTML not text", "signature not text", "signature not ASCII", "cut short",
+        "not an object"])
+def test_a_damaged_inlining_file_is_replaced_and_the_build_goes_on(keyed_site, damage):
+    first = build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    good = kept_inlining(keyed_site).read_text()
+    kept_inlining(keyed_site).write_text(damage(json.loads(good)))
+
+    result = build_issue(Site.load(keyed_site), SMALL_ISSUE)
+
+    assert result.rendered.html == first.rendered.html
+    assert kept_inlining(keyed_site).read_text() == good  # written again, whole
+
+
+def test_without_a_secret_key_nothing_is_kept(small_site):
     result = build_issue(Site.load(small_site), SMALL_ISSUE)
 
-    assert "LEFT FROM ANOTHER BUILD" not in result.paths["email.html"].read_text()
-    assert "cracked hands in winter" in result.paths["email.html"].read_text()
-    assert json.loads((folder / INLINED_NAME).read_text())["digest"] != "0" * 64  # replaced by this build's
+    assert "cracked hands in winter" in result.rendered.html
+    assert not kept_inlining(small_site).exists()
 
 
-def test_a_build_folder_that_cannot_keep_the_inlining_still_builds(small_site):
-    folder = small_site / "build" / "2026-12"
-    (folder / INLINED_NAME).mkdir(parents=True)  # a folder where the file would go: neither read nor written
+def test_a_build_folder_that_cannot_keep_the_inlining_still_builds(keyed_site):
+    kept_inlining(keyed_site).mkdir(parents=True)  # a folder where the file would go: neither read nor written
 
-    result = build_issue(Site.load(small_site), SMALL_ISSUE)
+    result = build_issue(Site.load(keyed_site), SMALL_ISSUE)
 
     assert "cracked hands in winter" in result.paths["email.html"].read_text()

@@ -81,7 +81,7 @@ def test_a_sent_row_cannot_be_claimed_again_and_a_new_session_turns_sending_into
         assert writer.record(run.id, None, claim=first) is Claim.LOST
         assert ledger.enqueue(conn, run.id, [first]) == {first: (SENT, 1)}
     # The process "dies" here with `second` in flight.
-    assert ledger.start_session(run.id, transport="t", content_digest="") == 1
+    assert ledger.start_session(run.id, transport="t", content_digest="", sole_sender=True) == 1
     assert ledger.state_of(run.id, second) == UNKNOWN
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(deliveries).where(deliveries.c.subscriber_id == first)).one()

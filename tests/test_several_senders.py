@@ -312,7 +312,7 @@ def test_the_rate_limit_holds_for_three_senders_together(postgres_site):
 
 
 def test_a_joining_sender_leaves_a_live_senders_messages_in_flight_alone(postgres_site):
-    """``start_session`` and the sweep turn ``sending`` into ``unknown`` only once its sender is gone."""
+    """A joining sender's start (``start_session``, then the sweep) leaves ``sending`` alone while its sender lives."""
     site_dir, _url = postgres_site
     add_many(site_dir, 2)
     with open_ledger(Site.load(site_dir)) as ledger:

@@ -45,6 +45,10 @@ from foundation.tables import (  # noqa: F401 - the states are re-exported for t
 from recipients import open_store
 from recipients.handover import Claim, Handover, Outcome  # noqa: F401 - Claim, Outcome: the ledger's vocabulary
 
+# What a message in ``sending`` becomes once its sender is known to be gone (``start_session``, ``workers.sweep``).
+ORPHAN_TEXT = "handed over by a sender that stopped before the server's reply was recorded"
+
+
 @dataclass(frozen=True)
 class Run:
     id: int
@@ -137,7 +141,7 @@ class Ledger:
             ).inserted_primary_key[0]
         return self.get_run(run_id)
 
-    def start_session(self, run_id: int, *, transport: str, content_digest: str, sole_sender: bool = True) -> int:
+    def start_session(self, run_id: int, *, transport: str, content_digest: str, sole_sender: bool) -> int:
         """Mark the run as running again; as its sole sender, turn rows a dead process left in ``sending`` ``unknown``.
 
         The sole sender (SQLite) calls this holding the site's send lock: then no
@@ -155,7 +159,7 @@ class Ledger:
                     .where(deliveries.c.run_id == run_id, deliveries.c.state == SENDING)
                     .values(
                         state=UNKNOWN,
-                        reply_text="handed over by a process that stopped before the server's reply was recorded",
+                        reply_text=ORPHAN_TEXT,
                         done_at=now,
                     )
                 ).rowcount

@@ -2,9 +2,9 @@
 
 A row left in ``sending`` means "someone is handing it over right now" while
 its sender lives, and "the sender died mid-handover" after. Only a process that
-holds this lock may read it the second way (``Ledger.start_session``), so the
-lock must reach every process that uses the same database, not only those
-started from the same site folder:
+holds this lock may read it the second way (``Ledger.start_session`` as the
+sole sender), so the lock must reach every process that uses the same
+database, not only those started from the same site folder:
 
 * SQLite: an OS file lock on a file next to the database file
   (``newsletter.db.send-lock``); the kernel drops it when the process dies,
@@ -12,7 +12,8 @@ started from the same site folder:
 * PostgreSQL: a session advisory lock held on a connection of its own; the
   server drops it when that connection ends, which a killed process's does.
   ``newsletter send`` no longer takes it: on PostgreSQL several senders join
-  one run, each with a lock of its own (``workers``).
+  one run, each with a lock of its own, and ``workers.SendWorker.sweep``
+  reads ``sending`` by those.
 """
 
 from __future__ import annotations

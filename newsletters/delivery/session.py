@@ -138,7 +138,7 @@ class SendPlan:
         else:
             run = self.run or self._create_run()
             orphans = self.ledger.start_session(run.id, transport=self.transport_description,
-                                                content_digest=self.content_digest)
+                                                content_digest=self.content_digest, sole_sender=True)
         try:
             return self._send(run, orphans, worker, on_tick, handle_signals, transport_factory)
         finally:

@@ -48,6 +48,7 @@ from foundation.tables import (
 )
 
 from ..errors import DeliveryError
+from .ledger import ORPHAN_TEXT
 from .rate import RateLimiter
 
 # Advisory lock namespaces (the first of the two int4 keys): the issue slug's run, and one worker's life.
@@ -61,7 +62,6 @@ SHARE_SECONDS = 0.5  # a sender's share of the run, in its own sending time: abo
 # SQLite speed, against 0.77x with 1,000).
 SHARE_MOST = 200
 SHARE_PACE_WINDOW = 5.0  # seconds of recent sending a share's size is read from
-ORPHAN_TEXT = "handed over by a sender that stopped before the server's reply was recorded"
 # Rows not served yet; a dead worker's become anyone's (unknown ones for --resend-unknown).
 WAITING = (QUEUED, DEFERRED, SKIPPED, UNKNOWN)
 LEFT = (QUEUED, DEFERRED, SENDING, UNKNOWN)  # a worker's rows that keep its share from being done
