@@ -19,6 +19,7 @@ import argparse
 import email
 import email.policy
 import html
+import os
 import statistics
 import sys
 import tempfile
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-m", "--messages", type=int, default=3000)
     args = parser.parse_args(argv)
 
+    # The kept inlining is signed with SECRET_KEY; the example site has no .env (as in `make demo`).
+    os.environ.setdefault("SECRET_KEY", "bench-only-key-for-the-example-site-never-use-for-real")
     site = Site.load(args.site)
     shown_site = Path(args.site).resolve()
     shown_site = shown_site.relative_to(ROOT) if shown_site.is_relative_to(ROOT) else shown_site
