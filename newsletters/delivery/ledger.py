@@ -157,11 +157,7 @@ class Ledger:
                 orphans = conn.execute(
                     deliveries.update()
                     .where(deliveries.c.run_id == run_id, deliveries.c.state == SENDING)
-                    .values(
-                        state=UNKNOWN,
-                        reply_text=ORPHAN_TEXT,
-                        done_at=now,
-                    )
+                    .values(state=UNKNOWN, reply_text=ORPHAN_TEXT, done_at=now)
                 ).rowcount
             conn.execute(
                 send_runs.update()
