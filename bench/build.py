@@ -6,10 +6,11 @@ Builds the issue N times in this process (into a temporary folder) and prints
 the mean time of each stage and its share of the total; each build inlines the
 CSS afresh (the inlining kept from the last build is removed first), and one
 more line says what a rebuild of the same content takes when it may reuse it.
-Then builds M per-recipient messages with ``MessageFactory.build`` and, as the baseline in
-the same run, the same M messages assembled with the standard library's
-``EmailMessage`` (placeholders replaced, then set_content/add_alternative and
-as_bytes), and prints messages per second for both and the ratio. Times are
+Then builds M per-recipient messages with ``MessageFactory.build`` and, as
+the baseline in the same run, the same M messages assembled with the standard
+library's ``EmailMessage`` (placeholders replaced, then
+set_content/add_alternative and as_bytes), and prints messages per second for
+both and the ratio. Times are
 wall-clock on whatever machine runs it; compare ratios, not absolute numbers.
 """
 
