@@ -3,7 +3,8 @@
     .venv/bin/python bench/scale.py [--senders CORES] [-n 10000] [--connections 4]
     .venv/bin/python bench/scale.py --linear 1,2,4 [-n 2000] [--connections 4] [--delay 0.05]
 
-The default run, all in one go, to the bench sink (bench/smtp_sink.py) in another process:
+The default run, all in one go, to the bench sink (bench/smtp_sink.py) in another process
+(1 and 2 are bench/send.py's part 5, ``bench/send.py --smtp-source``):
 
 1. ours: ``--senders`` (default: as many as cores) ``newsletter send ISSUE --yes``
    processes started together on one throwaway PostgreSQL (bench/postgres_server.py,
@@ -32,110 +33,22 @@ import argparse
 import contextlib
 import json
 import os
-import resource
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres_server import TemporaryPostgres, process_cpu_seconds  # noqa: E402  (needs ROOT on the path)
-from bench.send import ISSUE, make_site, sample_message, start_sink, stop_sink  # noqa: E402
+from bench.postgres_server import TemporaryPostgres  # noqa: E402  (needs ROOT on the path)
+from bench.send import make_site, start_sink, stop_sink, versus_smtp_source  # noqa: E402
 
 LIST = 1_000_000
 LATENCIES = (0.05, 0.2, 1.0)  # a relay's seconds per message on one connection
 CONNECTIONS = (4, 16)  # per sender
 SENDER_COUNTS = (1, 2, 4, 8)
 DATABASE_CORES = 4
-
-
-# -- whole send processes, and the reference ---------------------------------------------------
-
-def run_send_processes(site_dir: Path, senders: int) -> tuple[float, list[dict]]:
-    """``newsletter send ISSUE --yes`` in ``senders`` processes started together.
-
-    Returns the seconds from the first start to the last exit, and per process its
-    CPU seconds and peak RSS (from ``wait4``, so nothing else's).
-    """
-    command = [sys.executable, "-m", "newsletters", "--site", str(site_dir), "send", ISSUE, "--yes"]
-    with tempfile.TemporaryFile() as log:
-        t0 = time.perf_counter()
-        pids = [subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT).pid for _ in range(senders)]
-        usage = []
-        for pid in pids:
-            _, status, rusage = os.wait4(pid, 0)
-            if os.waitstatus_to_exitcode(status) != 0:
-                log.seek(0)
-                raise SystemExit(f"a sender exited with {os.waitstatus_to_exitcode(status)}:\n{log.read().decode()}")
-            usage.append({"cpu_seconds": rusage.ru_utime + rusage.ru_stime, "rss_mb": rusage.ru_maxrss / 1024})
-        return time.perf_counter() - t0, usage
-
-
-def run_smtp_source(port: int, message_file: Path, count: int, sessions: int) -> tuple[float, float]:
-    """Postfix's smtp-source: ``count`` messages over ``sessions`` parallel kept-open connections.
-
-    Returns its whole-process seconds and CPU seconds.
-    """
-    binary = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
-    if not Path(binary).exists():
-        raise SystemExit("smtp-source is missing: install Debian's postfix package (make bench-deps)")
-    command = [binary, "-d", "-s", str(sessions), "-m", str(count), "-F", str(message_file),
-               "-f", "news@larkfield-clinic.example.com", "-t", "reader@example.org", f"127.0.0.1:{port}"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=3600)
-    seconds = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-
-
-def versus_smtp_source(n: int, senders: int, connections: int) -> dict:
-    """Whole ``newsletter send`` processes on one PostgreSQL run against smtp-source; the costs measured."""
-    sink, port = start_sink()
-    with contextlib.ExitStack() as stack:
-        stack.callback(lambda: print(f"\nthe sink received {stop_sink(sink)} messages in all"))
-        postgres = stack.enter_context(TemporaryPostgres(durable=True))
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-scale-")))
-        print(f"setting up {n} subscribers on PostgreSQL …", flush=True)
-        site_dir = make_site(tmp, port, connections, n, postgres.create_database("scale"))
-        subprocess.run([sys.executable, "-m", "newsletters", "--site", str(site_dir), "build", ISSUE],
-                       check=True, capture_output=True)
-        message_file = tmp / "message.eml"
-        message_file.write_bytes(sample_message(site_dir)[0])
-        size_kb = message_file.stat().st_size / 1024
-        print(f"{senders} sender(s) x {connections} connections, {n} messages of {size_kb:.1f} KB …", flush=True)
-
-        sink_cpu, db = process_cpu_seconds(sink.pid), postgres.counters("scale")
-        ours, usage = run_send_processes(site_dir, senders)
-        db_after = postgres.counters("scale")
-        ours_sink_cpu = process_cpu_seconds(sink.pid) - sink_cpu
-        startup, (startup_usage,) = run_send_processes(site_dir, 1)  # nothing left to send: start-up alone
-
-        sink_cpu = process_cpu_seconds(sink.pid)
-        theirs, theirs_cpu = run_smtp_source(port, message_file, n, senders * connections)
-        theirs_sink_cpu = process_cpu_seconds(sink.pid) - sink_cpu
-
-    senders_cpu = sum(u["cpu_seconds"] for u in usage)
-    db_cpu = db_after["cpu_seconds"] - db["cpu_seconds"]
-    print(f"\nours: {senders} x newsletter send --yes, whole processes: {n / ours:6.0f} msg/s ({ours:.2f} s)   "
-          f"CPU s: senders {senders_cpu:.2f}, sink {ours_sink_cpu:.2f}, PostgreSQL {db_cpu:.2f}")
-    print(f"smtp-source -d -s {senders * connections} -m {n}, whole process:    {n / theirs:6.0f} msg/s ({theirs:.2f} s)   "
-          f"CPU s: smtp-source {theirs_cpu:.2f}, sink {theirs_sink_cpu:.2f}")
-    print(f"ours / smtp-source = {theirs / ours:.2f}   (target >= 0.8)")
-    return {
-        "messages": n,
-        "connections": connections,
-        "startup_seconds": startup,
-        "sender_cpu_per_message": max(senders_cpu - senders * startup_usage["cpu_seconds"], 0.0) / n,
-        "sender_rss_mb": max(u["rss_mb"] for u in usage),
-        "db_cpu_per_message": db_cpu / n,
-        "wal_per_message": (db_after["wal_bytes"] - db["wal_bytes"]) / n,
-        "commits_per_message": (db_after["commits"] - db["commits"]) / n,
-    }
 
 
 # -- 1,000,000 subscribers, on paper ---------------------------------------------------------

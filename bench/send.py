@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/send.py [-n 10000] [--connections 4] [--naive 40] [--memory 1000,100000]
                                    [--database sqlite|postgresql|both] [--rounds 1]
+                                   [--smtp-source [--senders CORES]]
 
 All in one run, to a minimal SMTP sink in another process (bench/smtp_sink.py):
 
@@ -14,7 +15,14 @@ All in one run, to a minimal SMTP sink in another process (bench/smtp_sink.py):
    build an ``EmailMessage``, open a new connection, send, quit; timed on
    ``--naive`` recipients and reported per message;
 4. memory: the peak RSS of a child process sending to 1,000 and to 100,000
-   subscribers (fresh database each), and the difference.
+   subscribers (fresh database each), and the difference;
+5. with ``--smtp-source``, several senders against Postfix's own benchmark
+   client: ``--senders`` (default: as many as cores) whole ``newsletter send
+   ISSUE --yes`` processes on one throwaway PostgreSQL run of N subscribers,
+   from the first start to the last exit, then ``smtp-source`` (Debian package
+   ``postfix``) sending N messages of the same size over the same total number
+   of connections to the same sink, and the ratio (target >= 0.8), with where
+   the CPU went. ``bench/scale.py`` runs it too, and extrapolates from it.
 
 With ``--database postgresql`` the ledger lives on a throwaway PostgreSQL started
 for the run (bench/postgres_server.py, as the tests start it: initdb into a
@@ -24,7 +32,8 @@ on SQLite and on PostgreSQL in the same run and prints PostgreSQL / SQLite;
 (one run varies by ±8% with the machine).
 
 Targets: ours >= 0.8x the limit, >= 20x the naive loop, peak growth <= 20 MB;
-on PostgreSQL >= 0.8x ours on SQLite. Several senders: bench/scale.py.
+on PostgreSQL >= 0.8x ours on SQLite; several senders >= 0.8x smtp-source.
+Several senders against a slow relay, and 1,000,000 on paper: bench/scale.py.
 Wall-clock numbers depend on the machine; the ratios are the result.
 """
 
@@ -34,6 +43,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import os
 import resource
 import secrets
 import shutil
@@ -51,7 +61,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.postgres_server import TemporaryPostgres  # noqa: E402  (needs ROOT on the path)
+from bench.postgres_server import TemporaryPostgres, process_cpu_seconds  # noqa: E402  (needs ROOT on the path)
 
 EXAMPLE = ROOT / "examples" / "clinic"
 ISSUE = "issues/2026-11.toml"
@@ -228,6 +238,91 @@ def run_memory(port: int, connections: int, sizes: list[int], database) -> None:
     print(f"peak memory growth {sizes[0]} -> {sizes[1]}: {peaks[1] - peaks[0]:+.1f} MB   (target <= 20 MB)")
 
 
+# -- 5: several whole senders on one PostgreSQL, against Postfix's smtp-source -----------------
+
+def run_send_processes(site_dir: Path, senders: int) -> tuple[float, list[dict]]:
+    """``newsletter send ISSUE --yes`` in ``senders`` processes started together.
+
+    Returns the seconds from the first start to the last exit, and per process its
+    CPU seconds and peak RSS (from ``wait4``, so nothing else's).
+    """
+    command = [sys.executable, "-m", "newsletters", "--site", str(site_dir), "send", ISSUE, "--yes"]
+    with tempfile.TemporaryFile() as log:
+        t0 = time.perf_counter()
+        pids = [subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT).pid for _ in range(senders)]
+        usage = []
+        for pid in pids:
+            _, status, rusage = os.wait4(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                log.seek(0)
+                raise SystemExit(f"a sender exited with {os.waitstatus_to_exitcode(status)}:\n{log.read().decode()}")
+            usage.append({"cpu_seconds": rusage.ru_utime + rusage.ru_stime, "rss_mb": rusage.ru_maxrss / 1024})
+        return time.perf_counter() - t0, usage
+
+
+def run_smtp_source(port: int, message_file: Path, count: int, sessions: int) -> tuple[float, float]:
+    """Postfix's smtp-source: ``count`` messages over ``sessions`` parallel kept-open connections.
+
+    Returns its whole-process seconds and CPU seconds.
+    """
+    binary = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    if not Path(binary).exists():
+        raise SystemExit("smtp-source is missing: install Debian's postfix package (make bench-deps)")
+    command = [binary, "-d", "-s", str(sessions), "-m", str(count), "-F", str(message_file),
+               "-f", "news@larkfield-clinic.example.com", "-t", "reader@example.org", f"127.0.0.1:{port}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=3600)
+    seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def versus_smtp_source(n: int, senders: int, connections: int) -> dict:
+    """Whole ``newsletter send`` processes on one PostgreSQL run against smtp-source; the costs measured."""
+    sink, port = start_sink()
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: print(f"\nthe sink received {stop_sink(sink)} messages in all"))
+        postgres = stack.enter_context(TemporaryPostgres(durable=True))
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-scale-")))
+        print(f"setting up {n} subscribers on PostgreSQL …", flush=True)
+        site_dir = make_site(tmp, port, connections, n, postgres.create_database("scale"))
+        subprocess.run([sys.executable, "-m", "newsletters", "--site", str(site_dir), "build", ISSUE],
+                       check=True, capture_output=True)
+        message_file = tmp / "message.eml"
+        message_file.write_bytes(sample_message(site_dir)[0])
+        size_kb = message_file.stat().st_size / 1024
+        print(f"{senders} sender(s) x {connections} connections, {n} messages of {size_kb:.1f} KB …", flush=True)
+
+        sink_cpu, db = process_cpu_seconds(sink.pid), postgres.counters("scale")
+        ours, usage = run_send_processes(site_dir, senders)
+        db_after = postgres.counters("scale")
+        ours_sink_cpu = process_cpu_seconds(sink.pid) - sink_cpu
+        startup, (startup_usage,) = run_send_processes(site_dir, 1)  # nothing left to send: start-up alone
+
+        sink_cpu = process_cpu_seconds(sink.pid)
+        theirs, theirs_cpu = run_smtp_source(port, message_file, n, senders * connections)
+        theirs_sink_cpu = process_cpu_seconds(sink.pid) - sink_cpu
+
+    senders_cpu = sum(u["cpu_seconds"] for u in usage)
+    db_cpu = db_after["cpu_seconds"] - db["cpu_seconds"]
+    print(f"\nours: {senders} x newsletter send --yes, whole processes: {n / ours:6.0f} msg/s ({ours:.2f} s)   "
+          f"CPU s: senders {senders_cpu:.2f}, sink {ours_sink_cpu:.2f}, PostgreSQL {db_cpu:.2f}")
+    print(f"smtp-source -d -s {senders * connections} -m {n}, whole process:    {n / theirs:6.0f} msg/s ({theirs:.2f} s)   "
+          f"CPU s: smtp-source {theirs_cpu:.2f}, sink {theirs_sink_cpu:.2f}")
+    print(f"ours / smtp-source = {theirs / ours:.2f}   (target >= 0.8)")
+    return {
+        "messages": n,
+        "connections": connections,
+        "startup_seconds": startup,
+        "sender_cpu_per_message": max(senders_cpu - senders * startup_usage["cpu_seconds"], 0.0) / n,
+        "sender_rss_mb": max(u["rss_mb"] for u in usage),
+        "db_cpu_per_message": db_cpu / n,
+        "wal_per_message": (db_after["wal_bytes"] - db["wal_bytes"]) / n,
+        "commits_per_message": (db_after["commits"] - db["commits"]) / n,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=10_000, help="messages for ours and for the limit")
@@ -238,6 +333,9 @@ def main() -> None:
                         help="where the ledger lives: a SQLite file, a throwaway PostgreSQL, or each in turn")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run ours this many times per database, alternating; medians are reported")
+    parser.add_argument("--smtp-source", action="store_true",
+                        help="5: several whole senders on PostgreSQL against Postfix's smtp-source")
+    parser.add_argument("--senders", type=int, default=os.cpu_count() or 1, help="5: send processes (default: cores)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -293,6 +391,10 @@ def main() -> None:
             for kind in kinds:
                 print(f"\n-- memory, ledger on {kind}")
                 run_memory(port, args.connections, sizes, database_for(kind))
+
+    if args.smtp_source:
+        print(f"\n-- {args.senders} senders on PostgreSQL against smtp-source")
+        versus_smtp_source(args.n, args.senders, args.connections)
 
 
 if __name__ == "__main__":
