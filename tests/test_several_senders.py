@@ -498,11 +498,9 @@ def test_the_database_going_away_mid_send_is_said_in_one_line_with_one_hint(post
         send_fixtures.write_env(site_dir, **smtp_settings(port, SMTP_CONNECTIONS=2, SEND_RATE=30))
         sender = start_newsletter(site_dir, "send", ISSUE, "--yes")
         wait_for(lambda: len(inbox.messages) >= 5, "the first messages")
-        engine = sa.create_engine(url)
-        with engine.connect() as conn:  # what a database restart does to the sender's connections
+        with pg_connection(url) as conn:  # what a database restart does to the sender's connections
             conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                  "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
-        engine.dispose()
         out, err = sender.communicate(timeout=60)
         resumed = newsletter(site_dir, "send", ISSUE, "--yes")
 
@@ -552,12 +550,11 @@ def test_losing_the_ledger_connections_mid_send_writes_the_report_and_says_it_on
         send_fixtures.write_env(site_dir, **smtp_settings(port, SMTP_CONNECTIONS=2, SEND_RATE=30))
         sender = start_newsletter(site_dir, "send", ISSUE, "--yes")
         wait_for(lambda: len(inbox.messages) >= 5, "the first messages")
-        engine = sa.create_engine(url)
-        with engine.connect() as conn:  # only the connections recording claims and outcomes
+        with pg_connection(url) as conn:  # only the connections recording claims and outcomes
             ended = conn.execute(sa.text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'WITH resolved AS (UPDATE deliveries%%'")).scalar()
-        engine.dispose()
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND query LIKE 'WITH resolved AS (UPDATE deliveries%%'")).scalar()
         out, err = sender.communicate(timeout=60)
 
     assert ended >= 1
