@@ -188,20 +188,23 @@ def remembered_inlining(path: Path, secret: str) -> Callable[[str], str]:
     """
     key = secret.encode("utf-8")
 
-    def signature(html: str, inlined: str) -> str:
-        signed = f"{inliner_fingerprint()}\0{html}\0{inlined}".encode("utf-8", "surrogatepass")
+    def signature(fingerprint: str, html: str, inlined: str) -> str:
+        signed = f"{fingerprint}\0{html}\0{inlined}".encode("utf-8", "surrogatepass")
         return hmac.new(key, _INLINED_PURPOSE + signed, hashlib.sha256).hexdigest()
 
     def inline(html: str) -> str:
+        fingerprint = inliner_fingerprint()  # read once: it stats the inliner's package files
         try:
             kept = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(kept["html"], str) and hmac.compare_digest(signature(html, kept["html"]), kept["signature"]):
+            if isinstance(kept["html"], str) and hmac.compare_digest(
+                signature(fingerprint, html, kept["html"]), kept["signature"]
+            ):
                 return kept["html"]
         except (OSError, ValueError, KeyError, TypeError):
             pass
         inlined = inline_css(html)
         try:
-            kept = {"signature": signature(html, inlined), "html": inlined}
+            kept = {"signature": signature(fingerprint, html, inlined), "html": inlined}
             write_atomically({path: json.dumps(kept).encode("utf-8")})
         except OSError:
             pass

@@ -110,6 +110,15 @@ def new_run(ledger, content_digest: str = ""):
                              transport="t")
 
 
+@contextmanager
+def ledger_and_run(postgres_site, subscribers: int) -> Iterator[tuple]:
+    """The test database with ``subscribers`` subscribers: its ledger, and a new run of issue "s" to join."""
+    site_dir, _url = postgres_site
+    add_many(site_dir, subscribers)
+    with open_ledger(Site.load(site_dir)) as ledger:
+        yield ledger, new_run(ledger)
+
+
 def join(engine: sa.Engine, content_digest: str | None = None) -> SendWorker:
     """Join the latest run of issue "s" as one more sender."""
     return SendWorker.join(engine, "s", lambda latest: latest, content_digest)
@@ -313,11 +322,8 @@ def test_the_rate_limit_holds_for_three_senders_together(postgres_site):
 
 def test_a_joining_sender_leaves_a_live_senders_messages_in_flight_alone(postgres_site):
     """A joining sender's start (``start_session``, then the sweep) leaves ``sending`` alone while its sender lives."""
-    site_dir, _url = postgres_site
-    add_many(site_dir, 2)
-    with open_ledger(Site.load(site_dir)) as ledger:
+    with ledger_and_run(postgres_site, 2) as (ledger, run):
         engine = ledger.engine
-        run = new_run(ledger)
         first = join(engine)
         with ledger.connect() as conn:
             ledger.enqueue(conn, run.id, [1, 2])
@@ -350,11 +356,8 @@ def test_a_killed_sender_stays_alive_until_the_last_connection_it_claims_on_has_
     (the outcome of that message, the claim of the next) puts a second row in
     ``sending``, and one connection leaves two messages of unknown fate.
     """
-    site_dir, _url = postgres_site
-    add_many(site_dir, 2)
-    with open_ledger(Site.load(site_dir)) as ledger:
+    with ledger_and_run(postgres_site, 2) as (ledger, run):
         engine = ledger.engine
-        run = new_run(ledger)
         first = join(engine)
         claiming, finished = ledger.connect(), ledger.connect()
         first.attach(claiming)
@@ -386,11 +389,8 @@ def test_a_sender_that_joins_while_another_sweeps_is_not_taken_for_dead(postgres
     newcomer would be marked dead, and every later sweep would turn its messages
     in flight ``unknown`` while it is still sending them.
     """
-    site_dir, _url = postgres_site
-    add_many(site_dir, 1)
-    with open_ledger(Site.load(site_dir)) as ledger:
+    with ledger_and_run(postgres_site, 1) as (ledger, run):
         engine = ledger.engine
-        run = new_run(ledger)
         sweeper = join(engine)
         joined: list[SendWorker] = []
 
