@@ -13,13 +13,17 @@ import email.utils
 import json
 import os
 import signal
+import threading
+import time
 from collections import Counter
 
 import pytest
 
 from newsletters.config import Site
 from newsletters.delivery import open_ledger, prepare_send, send_test
+from newsletters.delivery.pipe import DeliveryPipe
 from newsletters.errors import CheckFailed, DeliveryError
+from newsletters.transport import open_transport
 from recipients import open_store
 from tests.send_fixtures import (
     ISSUE,
@@ -335,6 +339,47 @@ def test_ctrl_c_finishes_what_is_in_flight_and_a_resume_completes(site_dir):
     assert first.totals["queued"] == 40 - first.session["sent"]
     assert rest.session["sent"] == 40 - first.session["sent"]
     assert inbox.copies() == Counter({address: 1 for address in readers})
+
+
+def test_the_next_batch_is_read_while_the_other_connections_go_on_sending(site_dir):
+    """Reading the list (and queueing it in the ledger) stalls one connection, not all of them.
+
+    The pipe's source here is held up on its second batch until the server has
+    the rest of the first: with two connections, the one not reading must send it.
+    """
+    site_dir = make_send_site(site_dir)
+    readers = add_subscribers(site_dir, 16)
+    inbox = Inbox()
+    asked_when: list[int] = []
+    rest_arrived = threading.Event()
+
+    def batches(people):
+        yield people[:10]
+        asked_when.append(len(inbox.messages))
+        deadline = time.monotonic() + 20
+        while len(inbox.messages) < 9 and time.monotonic() < deadline:  # all but the reader's own message
+            time.sleep(0.01)
+        if len(inbox.messages) >= 9:
+            rest_arrived.set()
+        yield people[10:]
+
+    with smtp_server(inbox) as (_host, port):
+        write_env(site_dir, **smtp_settings(port))
+        site = Site.load(site_dir)
+        with open_ledger(site) as ledger:
+            run = ledger.create_run(issue_slug="x", issue_path="x.toml", subject="s", content_digest="", transport="t")
+            people = [person for batch in ledger.handover.batches(100) for person in batch]
+            pipe = DeliveryPipe(
+                ledger=ledger, run_id=run.id, batches=batches(people),
+                compose=lambda person: f"Subject: hello\r\nTo: {person.email}\r\n\r\nHello.\r\n".encode(),
+                sender="news@example.com", transport_factory=lambda: open_transport(site), connections=2,
+            )
+            stats = pipe.run()
+
+    assert stats.error is None and stats.counts["sent"] == 16
+    assert inbox.copies() == Counter({address: 1 for address in readers})
+    assert asked_when[0] <= 6  # read once half the first batch was taken, not when it was all gone
+    assert rest_arrived.is_set()  # meanwhile the other connection sent the rest of the first batch
 
 
 def test_a_second_send_of_the_same_site_waits_its_turn(site_dir, on_both_databases):
