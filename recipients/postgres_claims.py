@@ -32,6 +32,7 @@ send those few messages again: the same trade SQLite makes here with
 
 from __future__ import annotations
 
+import itertools
 import re
 import select
 from datetime import datetime
@@ -43,6 +44,9 @@ from foundation.tables import SENDABLE, deliveries, utcnow
 from .claims import Claim, Outcome, resolve_statement
 
 _PLACEHOLDER = re.compile(r"%%\((\w+)\)s")  # ours, as the psycopg dialect writes them (doubled)
+# Prepared statements live as long as the server session, which outlives a writer when its connection goes
+# back to the pool: each writer's names are new in the process, so a later writer there never collides.
+_NAMES = itertools.count()
 
 
 class PostgresHandoverWriter:
@@ -108,7 +112,7 @@ class PostgresHandoverWriter:
             self._receive()
             found = {}
             for kind, text in self._texts(states).items():
-                name = f"newsletters_{kind}_{len(self._prepared)}".encode()
+                name = f"newsletters_{kind}_{next(_NAMES)}".encode()
                 sql, order = _numbered(text)
                 self.pg.send_prepare(name, sql)
                 self._flush()

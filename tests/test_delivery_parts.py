@@ -88,6 +88,22 @@ def test_a_sent_row_cannot_be_claimed_again_and_a_new_session_turns_sending_into
     assert (row.state, row.reply_code, row.attempts) == (SENT, 250, 1)
 
 
+def test_a_connection_back_from_the_pool_serves_a_new_writer(store):
+    """Two sends in one process (a library user's, or a test's) get the same pooled connection in turn:
+    the second writer's statements must not collide with what the first left prepared on the server."""
+    ledger = Ledger(Handover(store))
+    run = ledger.create_run(issue_slug="x", issue_path="x.toml", subject="s", content_digest="", transport="t")
+    first, second = [r.id for r in store.eligible()][:2]
+    with ledger.connect() as conn:
+        ledger.enqueue(conn, run.id, [first, second])
+        earlier = ledger.writer(conn)
+        assert earlier.record(run.id, None, claim=first) is Claim.CLAIMED
+        earlier.close()
+        later = ledger.writer(conn)
+        assert later.record(run.id, Outcome(first, SENT, 250, "ok"), claim=second) is Claim.CLAIMED
+        later.close()
+    assert (ledger.state_of(run.id, first), ledger.state_of(run.id, second)) == (SENT, SENDING)
+
 @pytest.mark.parametrize("path", ["fast", "core"])
 def test_a_claim_rejudges_consent_and_marks_someone_who_left_skipped(store, path):
     """Read as eligible, unsubscribed before their turn: the claim itself refuses them.
