@@ -9,7 +9,9 @@ module that is, so a command imports its own family only.
 
 from __future__ import annotations
 
+import atexit
 import errno
+import gc
 import importlib
 import logging
 import sqlite3
@@ -129,6 +131,12 @@ def init(directory: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The process's entry point (``newsletter``, ``python -m newsletters``, ``send.py``)."""
+    # On the way out Python searches every object for reference cycles once more, then frees the
+    # modules: 0.1 s after a send (measured: 0.09-0.13 s from the last atexit call to the parent
+    # reaping it, 0.02 s frozen), a tenth of start-up. Nothing waits on that search here: files
+    # and connections are closed by then, and whatever is not in a cycle is still freed.
+    atexit.register(gc.freeze)
     try:
         cli.main(args=argv, prog_name="newsletter", standalone_mode=True)
     except KeyboardInterrupt:  # Ctrl-C outside a send (which handles it itself): the shell's convention
