@@ -15,9 +15,7 @@ neither to fetch linked stylesheets nor to load files.
 from __future__ import annotations
 
 import importlib.resources
-import importlib.util
 import logging
-import os
 import re
 import sys
 import time
@@ -50,6 +48,7 @@ from .render_content import (  # noqa: F401  (the placeholders are part of this 
     build_context,
     web_context,
 )
+from .stamps import packages_stamp
 
 EMAIL_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
@@ -376,27 +375,11 @@ def inliner_fingerprint() -> str:
     """Everything besides its input that decides what ``inline_css`` returns.
 
     Our options and revision, the Python and libxml2 versions, and the files of
-    the packages the inliner runs on, named by where they are, their sizes and
-    when they were written there (an upgrade rewrites them). Reading versions
-    through ``importlib.metadata`` would cost more than a fresh process saves by
-    not inlining again.
+    the packages the inliner runs on (``stamps.packages_stamp``).
     """
     parts = [f"revision {_INLINER_REVISION}", repr(sorted(_PREMAILER_OPTIONS.items())), sys.version,
-             f"libxml2 {etree.LIBXML_VERSION}"]
-    for name in _INLINER_PACKAGES:
-        spec = importlib.util.find_spec(name)
-        parts.append(f"{name} {_files_stamp(Path(spec.origin).parent) if spec and spec.origin else 'missing'}")
+             f"libxml2 {etree.LIBXML_VERSION}", packages_stamp(_INLINER_PACKAGES)]
     return "\n".join(parts)
-
-
-def _files_stamp(folder: Path) -> str:
-    """The files directly in ``folder``: name, size and modification time of each."""
-    try:
-        with os.scandir(folder) as entries:
-            stats = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file())
-    except OSError:
-        return f"{folder} unreadable"
-    return f"{folder} {stats}"
 
 
 def render_issue(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import http.server
 import json
 import os
 import re
@@ -11,13 +12,14 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import lxml.html
 import pytest
 from click.testing import CliRunner
 
-from newsletters.build import INLINED_NAME, OUTPUT_NAMES, build_issue, write_atomically
+from newsletters.build import ARTICLES_NAME, INLINED_NAME, OUTPUT_NAMES, build_issue, write_atomically
 from newsletters.cli import cli
 from newsletters.config import Site
 from newsletters.errors import IssueFileError, RenderError
@@ -363,3 +365,127 @@ def test_a_build_folder_that_cannot_keep_the_inlining_still_builds(keyed_site):
     result = build_issue(Site.load(keyed_site), SMALL_ISSUE)
 
     assert "cracked hands in winter" in result.paths["email.html"].read_text()
+
+
+# -- the articles kept beside the build (.articles.json) ----------------------------------------
+
+IMPORTED_BY_A_FRESH_REBUILD = """
+import json, sys
+from newsletters.build import build_issue
+from newsletters.config import Site
+build_issue(Site.load(sys.argv[1]), sys.argv[2])
+print(json.dumps(sorted(name for name in sys.argv[3:] if name in sys.modules)))
+"""
+
+
+def imported_by_a_fresh_rebuild(site_dir: Path, issue: str, *modules: str) -> list[str]:
+    """Which of ``modules`` a ``send`` process imports to build the issue again."""
+    done = subprocess.run([sys.executable, "-c", IMPORTED_BY_A_FRESH_REBUILD, str(site_dir), issue, *modules],
+                          capture_output=True, text=True, check=True, cwd=site_dir)
+    return json.loads(done.stdout)
+
+
+def kept_articles(site_dir: Path, slug: str = "2026-12") -> Path:
+    return site_dir / "build" / slug / ARTICLES_NAME
+
+
+def test_a_send_after_a_build_reads_no_article_again_and_builds_the_same_bytes(site_dir):
+    """The example issue: a Markdown post, a text export, two feed entries and a saved web page."""
+    (site_dir / ".env").write_text("SECRET_KEY=test-key-for-the-kept-articles-0123456789\n")
+    first = build_issue(Site.load(site_dir), EXAMPLE_ISSUE)
+    built = {name: path.read_bytes() for name, path in first.paths.items() if name != "sample.eml"}
+
+    assert imported_by_a_fresh_rebuild(site_dir, EXAMPLE_ISSUE, "trafilatura", "feedparser") == []
+    assert {name: first.paths[name].read_bytes() for name in built} == built
+    assert len(json.loads(kept_articles(site_dir, "2026-11").read_text())) == 5
+
+
+def test_an_edited_article_is_read_afresh(keyed_site):
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    post = keyed_site / "articles" / "dry_hands_in_winter.md"
+    post.write_text(post.read_text().replace("Wash with lukewarm", "Wash with cool"))
+
+    result = build_issue(Site.load(keyed_site), SMALL_ISSUE)
+
+    assert "Wash with cool" in result.rendered.html and "lukewarm" not in result.rendered.html
+
+
+def test_an_article_changed_by_anyone_without_the_key_is_not_mailed(keyed_site):
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    kept = json.loads(kept_articles(keyed_site).read_text())
+    (entry,) = kept.values()
+    entry["article"]["body_html"] = "<p>PLANTED OFFER, click here</p>"
+    kept_articles(keyed_site).write_text(json.dumps(kept))
+
+    result = build_issue(Site.load(keyed_site), SMALL_ISSUE)
+
+    assert "PLANTED OFFER" not in result.rendered.html
+    assert "lukewarm" in result.rendered.html
+
+
+def test_other_readers_read_again(keyed_site, monkeypatch):
+    """A reader changed (an upgraded library, our sanitizer): what the old one read is not reused."""
+    import newsletters.articles
+    import newsletters.build
+
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    reads = []
+    real = newsletters.build.read_one
+    monkeypatch.setattr(newsletters.build, "read_one", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    assert reads == []
+
+    monkeypatch.setattr(newsletters.articles, "READERS_REVISION", newsletters.articles.READERS_REVISION + 1)
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    assert reads == ["articles/dry_hands_in_winter.md"]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda kept: "{" + json.dumps(kept)[:40],
+    lambda kept: json.dumps([kept]),
+    lambda kept: json.dumps({source: {"article": entry["article"]} for source, entry in kept.items()}),
+    lambda kept: json.dumps({source: {**entry, "signature": "ünïcode"} for source, entry in kept.items()}),
+    lambda kept: json.dumps({source: {**entry, "article": {"title": "x", "planted": 1}} for source, entry in kept.items()}),
+], ids=["cut short", "not an object", "no signature", "signature not ASCII", "not an article"])
+def test_a_damaged_articles_file_is_replaced_and_the_build_goes_on(keyed_site, damage):
+    first = build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    good = kept_articles(keyed_site).read_text()
+    kept_articles(keyed_site).write_text(damage(json.loads(good)))
+
+    result = build_issue(Site.load(keyed_site), SMALL_ISSUE)
+
+    assert result.rendered.html == first.rendered.html
+    assert kept_articles(keyed_site).read_text() == good
+
+
+class _PostHandler(http.server.BaseHTTPRequestHandler):
+    requests = 0
+
+    def do_GET(self):
+        type(self).requests += 1
+        body = (FIXTURES.parent / "articles" / "ghost_post_with_feature_image_callout_and_signup_card.html").read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_article_on_the_web_is_read_every_time(keyed_site):
+    """What a page says can change with nothing in the site folder to show it."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), _PostHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        issue = keyed_site / SMALL_ISSUE
+        issue.write_text(issue.read_text().replace(
+            'source = "articles/dry_hands_in_winter.md"',
+            f'source = "http://127.0.0.1:{server.server_port}/blog/post/"'))
+        build_issue(Site.load(keyed_site), SMALL_ISSUE)
+        build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    finally:
+        server.shutdown()
+    assert _PostHandler.requests == 2
+    assert not kept_articles(keyed_site).exists()

@@ -9,9 +9,13 @@ entry's link or id. Anything wrong raises ``ArticleError`` naming the source.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from lxml import etree
+
 from ..errors import ArticleError
+from ..stamps import distributions_stamp, files_stamp
 from .base import BaseReader, is_url, published_date
 from .feed import FeedReader
 from .html_page import HTMLPageReader
@@ -24,8 +28,22 @@ from .text_export import PlainTextExportReader
 __all__ = [
     "ARTICLE_KEYS", "READERS", "SUPPORTED", "Article", "ArticleError", "BaseReader", "FeedReader", "HTMLPageReader",
     "MarkdownReader", "PlainTextExportReader", "article_file_suffixes", "is_url", "published_date", "read_one", "read_source",
-    "read_sources", "sanitize_html", "split_selector",
+    "read_sources", "readers_fingerprint", "sanitize_html", "split_selector",
 ]
+
+# Raise when a reader's output changes in a way its files' stamps would not show (they almost always do).
+READERS_REVISION = 1
+# What the readers run on; ``readers_fingerprint`` names every distribution installed beside them.
+_READER_LIBRARIES = ("lxml", "nh3", "markdown", "frontmatter", "yaml", "feedparser", "trafilatura")
+
+
+def readers_fingerprint() -> str:
+    """Everything besides a source's own bytes that decides what reading it returns: our readers
+    (this package's files), the libraries under them and theirs, Python and libxml2."""
+    return "\n".join([
+        f"revision {READERS_REVISION}", sys.version, f"libxml2 {etree.LIBXML_VERSION}",
+        files_stamp(Path(__file__).parent), distributions_stamp(_READER_LIBRARIES),
+    ])
 
 
 def split_selector(source: str, root: Path | None = None) -> tuple[str, str]:
