@@ -32,6 +32,15 @@ def package_folder(name: str) -> Path | None:
     return Path(spec.origin).parent if spec and spec.origin else None
 
 
+def installed_in(name: str) -> Path | None:
+    """The folder a top-level package or module is installed in (``site-packages``, usually)."""
+    spec = importlib.util.find_spec(name)
+    if not spec or not spec.origin:
+        return None
+    origin = Path(spec.origin)
+    return origin.parent.parent if spec.submodule_search_locations is not None else origin.parent
+
+
 def packages_stamp(names: tuple[str, ...]) -> str:
     """The files of each package (``files_stamp`` of its folder)."""
     parts = []
@@ -44,7 +53,7 @@ def packages_stamp(names: tuple[str, ...]) -> str:
 def distributions_stamp(names: tuple[str, ...]) -> str:
     """The distributions (name and version) installed where these packages are: all of their
     dependencies too, wherever the packages came from."""
-    folders = sorted({str(folder.parent) for name in names if (folder := package_folder(name))})
+    folders = sorted({str(folder) for name in names if (folder := installed_in(name))})
     parts = []
     for folder in folders:
         try:

@@ -489,3 +489,22 @@ def test_an_article_on_the_web_is_read_every_time(keyed_site):
         server.shutdown()
     assert _PostHandler.requests == 2
     assert not kept_articles(keyed_site).exists()
+
+
+def test_upgrading_any_distribution_beside_the_readers_changes_their_fingerprint(tmp_path, monkeypatch):
+    """A library the readers use, or one of its dependencies, upgraded: what was read before is stale."""
+    from newsletters.stamps import distributions_stamp, installed_in
+
+    (tmp_path / "readerlib").mkdir()
+    (tmp_path / "readerlib" / "__init__.py").write_text("")
+    (tmp_path / "readerlib-1.0.dist-info").mkdir()
+    (tmp_path / "its_dependency-2.1.dist-info").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    assert installed_in("readerlib") == tmp_path
+    before = distributions_stamp(("readerlib",))
+    (tmp_path / "its_dependency-2.1.dist-info").rename(tmp_path / "its_dependency-2.2.dist-info")
+    after = distributions_stamp(("readerlib",))
+
+    assert "readerlib-1.0.dist-info" in before and "its_dependency-2.1.dist-info" in before
+    assert after != before and "its_dependency-2.2.dist-info" in after
