@@ -11,6 +11,7 @@ from tests import send_fixtures
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 # A fresh database per test on SQLite and on a throwaway PostgreSQL (see tests/postgres_server.py).
 from tests.postgres_server import database_url, postgres_server, site_database  # noqa: F401  (fixtures)
+from tests.web_pages import LocalSite
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -66,3 +67,13 @@ def only_dotenv_settings(monkeypatch):
     """The site's .env is what counts in a test: settings in the real environment would override it."""
     for name in send_fixtures.SETTINGS:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def local_site():
+    """A real web server on 127.0.0.1 (``tests/web_pages.py``): add pages, read its requests."""
+    site = LocalSite()
+    site.thread.start()
+    yield site
+    site.server.shutdown()
+    site.server.server_close()

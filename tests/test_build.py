@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import http.server
 import json
 import os
 import re
@@ -12,7 +11,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import lxml.html
@@ -268,6 +266,10 @@ def kept_inlining(site_dir: Path) -> Path:
     return site_dir / "build" / "2026-12" / INLINED_NAME
 
 
+def kept_articles(site_dir: Path, slug: str = "2026-12") -> Path:
+    return site_dir / "build" / slug / ARTICLES_NAME
+
+
 def test_a_send_after_a_build_reuses_its_css_inlining_and_builds_the_same_bytes(keyed_site):
     first = build_issue(Site.load(keyed_site), SMALL_ISSUE)
     built = {name: path.read_bytes() for name, path in first.paths.items() if name != "sample.eml"}
@@ -331,25 +333,37 @@ def _without(key):
     return change
 
 
-@pytest.mark.parametrize("damage", [
-    _without("html"),
-    _without("signature"),
-    lambda kept: json.dumps({**kept, "html": 42}),
-    lambda kept: json.dumps({**kept, "signature": 42}),
-    lambda kept: json.dumps({**kept, "signature": "ünïcode"}),
-    lambda kept: json.dumps(kept)[:-20],
-    lambda kept: json.dumps(list(kept.values())),
-], ids=["no HTML", "no signature", "HTML not text", "signature not text", "signature not ASCII", "cut short",
-        "not an object"])
-def test_a_damaged_inlining_file_is_replaced_and_the_build_goes_on(keyed_site, damage):
+def _articles(change):
+    """A damage to each entry of the kept articles."""
+    return lambda kept: json.dumps({source: change(entry) for source, entry in kept.items()})
+
+
+@pytest.mark.parametrize("kept_file, damage", [
+    pytest.param(kept_inlining, _without("html"), id="inlining: no HTML"),
+    pytest.param(kept_inlining, _without("signature"), id="inlining: no signature"),
+    pytest.param(kept_inlining, lambda kept: json.dumps({**kept, "html": 42}), id="inlining: HTML not text"),
+    pytest.param(kept_inlining, lambda kept: json.dumps({**kept, "signature": 42}), id="inlining: signature not text"),
+    pytest.param(kept_inlining, lambda kept: json.dumps({**kept, "signature": "ünïcode"}),
+                 id="inlining: signature not ASCII"),
+    pytest.param(kept_inlining, lambda kept: json.dumps(kept)[:-20], id="inlining: cut short"),
+    pytest.param(kept_inlining, lambda kept: json.dumps(list(kept.values())), id="inlining: not an object"),
+    pytest.param(kept_articles, lambda kept: "{" + json.dumps(kept)[:40], id="articles: cut short"),
+    pytest.param(kept_articles, lambda kept: json.dumps([kept]), id="articles: not an object"),
+    pytest.param(kept_articles, _articles(lambda entry: {"article": entry["article"]}), id="articles: no signature"),
+    pytest.param(kept_articles, _articles(lambda entry: {**entry, "signature": "ünïcode"}),
+                 id="articles: signature not ASCII"),
+    pytest.param(kept_articles, _articles(lambda entry: {**entry, "article": {"title": "x", "planted": 1}}),
+                 id="articles: not an article"),
+])
+def test_a_damaged_kept_file_is_replaced_and_the_build_goes_on(keyed_site, kept_file, damage):
     first = build_issue(Site.load(keyed_site), SMALL_ISSUE)
-    good = kept_inlining(keyed_site).read_text()
-    kept_inlining(keyed_site).write_text(damage(json.loads(good)))
+    good = kept_file(keyed_site).read_text()
+    kept_file(keyed_site).write_text(damage(json.loads(good)))
 
     result = build_issue(Site.load(keyed_site), SMALL_ISSUE)
 
     assert result.rendered.html == first.rendered.html
-    assert kept_inlining(keyed_site).read_text() == good  # written again, whole
+    assert kept_file(keyed_site).read_text() == good  # written again, whole
 
 
 def test_without_a_secret_key_nothing_is_kept(small_site):
@@ -383,10 +397,6 @@ def imported_by_a_fresh_rebuild(site_dir: Path, issue: str, *modules: str) -> li
     done = subprocess.run([sys.executable, "-c", IMPORTED_BY_A_FRESH_REBUILD, str(site_dir), issue, *modules],
                           capture_output=True, text=True, check=True, cwd=site_dir)
     return json.loads(done.stdout)
-
-
-def kept_articles(site_dir: Path, slug: str = "2026-12") -> Path:
-    return site_dir / "build" / slug / ARTICLES_NAME
 
 
 def test_a_send_after_a_build_reads_no_article_again_and_builds_the_same_bytes(site_dir):
@@ -440,54 +450,17 @@ def test_other_readers_read_again(keyed_site, monkeypatch):
     assert reads == ["articles/dry_hands_in_winter.md"]
 
 
-@pytest.mark.parametrize("damage", [
-    lambda kept: "{" + json.dumps(kept)[:40],
-    lambda kept: json.dumps([kept]),
-    lambda kept: json.dumps({source: {"article": entry["article"]} for source, entry in kept.items()}),
-    lambda kept: json.dumps({source: {**entry, "signature": "ünïcode"} for source, entry in kept.items()}),
-    lambda kept: json.dumps({source: {**entry, "article": {"title": "x", "planted": 1}} for source, entry in kept.items()}),
-], ids=["cut short", "not an object", "no signature", "signature not ASCII", "not an article"])
-def test_a_damaged_articles_file_is_replaced_and_the_build_goes_on(keyed_site, damage):
-    first = build_issue(Site.load(keyed_site), SMALL_ISSUE)
-    good = kept_articles(keyed_site).read_text()
-    kept_articles(keyed_site).write_text(damage(json.loads(good)))
-
-    result = build_issue(Site.load(keyed_site), SMALL_ISSUE)
-
-    assert result.rendered.html == first.rendered.html
-    assert kept_articles(keyed_site).read_text() == good
-
-
-class _PostHandler(http.server.BaseHTTPRequestHandler):
-    requests = 0
-
-    def do_GET(self):
-        type(self).requests += 1
-        body = (FIXTURES.parent / "articles" / "ghost_post_with_feature_image_callout_and_signup_card.html").read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-def test_an_article_on_the_web_is_read_every_time(keyed_site):
+def test_an_article_on_the_web_is_read_every_time(keyed_site, local_site):
     """What a page says can change with nothing in the site folder to show it."""
-    server = http.server.HTTPServer(("127.0.0.1", 0), _PostHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        issue = keyed_site / SMALL_ISSUE
-        issue.write_text(issue.read_text().replace(
-            'source = "articles/dry_hands_in_winter.md"',
-            f'source = "http://127.0.0.1:{server.server_port}/blog/post/"'))
-        build_issue(Site.load(keyed_site), SMALL_ISSUE)
-        build_issue(Site.load(keyed_site), SMALL_ISSUE)
-    finally:
-        server.shutdown()
-    assert _PostHandler.requests == 2
+    page = (FIXTURES.parent / "articles" / "ghost_post_with_feature_image_callout_and_signup_card.html").read_bytes()
+    url = local_site.add("/blog/post/", page, "text/html; charset=utf-8")
+    issue = keyed_site / SMALL_ISSUE
+    issue.write_text(issue.read_text().replace('source = "articles/dry_hands_in_winter.md"', f'source = "{url}"'))
+
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+    build_issue(Site.load(keyed_site), SMALL_ISSUE)
+
+    assert len(local_site.requests) == 2
     assert not kept_articles(keyed_site).exists()
 
 

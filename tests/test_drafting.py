@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -220,38 +218,14 @@ def test_titles_with_quotes_and_backslashes_make_valid_toml(site_dir):
     assert load_issue(path).subject == 'He said "book now" \\ then left'
 
 
-class FeedServer:
-    def __init__(self, body: bytes):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "application/rss+xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/feed/"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def test_feed_url_entries_are_written_as_feed_hash_entry(site_dir):
+def test_feed_url_entries_are_written_as_feed_hash_entry(site_dir, local_site):
     _previous_issue(site_dir, "2026-10-01")
-    server = FeedServer((FIXTURES / "feeds" / "rss_with_content_encoded_and_media.xml").read_bytes())
-    try:
-        path = draft_issue(Site.load(site_dir), [server.url], today=TODAY)
-        issue = load_issue(path)
-        assert [a.source for a in issue.articles] == [
-            server.url + "#https://www.example.com/blog/meet-tom-our-new-aesthetic-nurse/",
-            server.url + "#https://www.example.com/blog/laser-hair-removal-how-many-sessions/",
-        ]
-        assert read_one(issue.articles[1].source).title.startswith("Laser hair removal")
-    finally:
-        server.close()
+    feed = (FIXTURES / "feeds" / "rss_with_content_encoded_and_media.xml").read_bytes()
+    url = local_site.add("/feed/", feed, "application/rss+xml")
+    path = draft_issue(Site.load(site_dir), [url], today=TODAY)
+    issue = load_issue(path)
+    assert [a.source for a in issue.articles] == [
+        url + "#https://www.example.com/blog/meet-tom-our-new-aesthetic-nurse/",
+        url + "#https://www.example.com/blog/laser-hair-removal-how-many-sessions/",
+    ]
+    assert read_one(issue.articles[1].source).title.startswith("Laser hair removal")
