@@ -189,11 +189,7 @@ class Ledger:
         with self.write_lock, conn.begin():
             existing = {
                 row.subscriber_id: (row.state, row.attempts)
-                for row in conn.execute(
-                    sa.select(deliveries.c.subscriber_id, deliveries.c.state, deliveries.c.attempts).where(
-                        deliveries.c.run_id == run_id, deliveries.c.subscriber_id.in_(subscriber_ids)
-                    )
-                )
+                for row in conn.execute(self._rows_of(run_id, subscriber_ids))
             }
             now = utcnow()
             new = [
@@ -208,6 +204,19 @@ class Ledger:
         for row in new:
             existing[row["subscriber_id"]] = (QUEUED, 0)
         return existing
+
+    def _rows_of(self, run_id: int, subscriber_ids: Sequence[int]) -> sa.Select:
+        """The run's rows of these subscribers: on PostgreSQL the ids go as one array parameter.
+
+        An ``IN`` list of a thousand ids is a thousand parameters: SQLAlchemy renders
+        each, and psycopg parses the statement again every time (it caches only
+        those of at most 50 parameters): more of a sender's CPU than the query.
+        """
+        query = sa.select(deliveries.c.subscriber_id, deliveries.c.state, deliveries.c.attempts)
+        if self.sqlite:
+            return query.where(deliveries.c.run_id == run_id, deliveries.c.subscriber_id.in_(subscriber_ids))
+        return query.where(deliveries.c.run_id == run_id, deliveries.c.subscriber_id == sa.func.any(
+            sa.bindparam("ids", list(subscriber_ids), type_=postgresql.ARRAY(sa.Integer))))
 
     # -- one message -------------------------------------------------------------------
     def writer(self, conn: sa.Connection):
