@@ -17,7 +17,7 @@ from rich.table import Table
 from ..delivery import list_runs, open_ledger, prepare_send, send_test
 from ..delivery.report import resume_hints
 from ..errors import DeliveryError
-from . import Context, cli, pass_ctx
+from . import Context, cli, freeze_what_lives_on, pass_ctx
 
 SHOW_NOT_SENT = 10
 # Exit statuses a cron job can tell apart (README, "Exactly once").
@@ -158,6 +158,7 @@ def _duration(seconds: float) -> str:
 
 
 def _execute(console: Console, plan):
+    freeze_what_lives_on()
     if not console.is_terminal:
         console.print(f"Sending to {plan.to_send}…")
         said = [None]
