@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
+	@# What pip does for a regular install: with PYTHONDONTWRITEBYTECODE set (as on some CI
+	@# machines), every command would otherwise compile the project's modules again (70 ms).
+	$(PY) -m compileall -q newsletters recipients foundation >/dev/null
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
