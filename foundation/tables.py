@@ -198,8 +198,8 @@ deliveries = sa.Table(
     sa.Column("done_at", UTCDateTime, nullable=True),
     # PostgreSQL, several senders: the send_workers row that reserved this row (None: nobody yet, or SQLite).
     sa.Column("worker_id", sa.Integer, nullable=True),
+    # How every statement finds a run's rows (migration 0009 says why there is no (run, state) index).
     sa.UniqueConstraint("run_id", "subscriber_id", name="uq_deliveries_run_id_subscriber_id"),
-    sa.Index("ix_deliveries_run_id_state", "run_id", "state"),
     sa.Index("ix_deliveries_handed_at", "handed_at"),
     sa.CheckConstraint(
         "state IN ('queued', 'sending', 'sent', 'deferred', 'failed', 'bounced', 'skipped', 'unknown')", name="state"

@@ -71,6 +71,13 @@ class PostgresHandoverWriter:
                 self._in_flight.result()
             except Exception:
                 pass  # the connection is broken: its owner finds out on its next use
+        if self._prepared:  # the planner setting of ``_statements`` goes no further than this writer
+            try:
+                self.pg.send_query(b"RESET enable_seqscan")
+                self._flush()
+                self._receive()
+            except Exception:
+                pass  # as above
 
     def record(self, run_id: int, outcome: Outcome | None, claim: int | None = None, claimable=SENDABLE) -> Claim:
         """In one statement: write the previous message's outcome, and claim the next subscriber."""
@@ -107,7 +114,11 @@ class PostgresHandoverWriter:
             # looks empty, and the cached plan then finds the row through the (run, state)
             # index, walking every row of the run for each message (measured: 100 million row
             # fetches for 10,000 messages) instead of through the (run, subscriber) key.
-            self.pg.send_query(b"ANALYZE " + deliveries.name.encode())
+            # And in a first send, where senders queue the list a share at a time, the table
+            # may hold a few rows yet: a plan made then reads the whole table for each claim
+            # (measured: 790 µs a claim, against 76) once it has grown. A claim touches one
+            # row, so this connection's plans are made without sequential scans.
+            self.pg.send_query(b"ANALYZE " + deliveries.name.encode() + b"; SET enable_seqscan = off")
             self._flush()
             self._receive()
             found = {}
