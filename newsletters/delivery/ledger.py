@@ -200,10 +200,22 @@ class Ledger:
             if new and self.sqlite:
                 conn.execute(deliveries.insert(), new)
             elif new:
-                conn.execute(_insert_queued(run_id, [row["subscriber_id"] for row in new], now))
+                conn.execute(insert_queued(run_id, [row["subscriber_id"] for row in new], now))
         for row in new:
             existing[row["subscriber_id"]] = (QUEUED, 0)
         return existing
+
+    def existing(self, conn: sa.Connection, run_id: int, subscriber_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+        """``{id: (state, attempts)}`` of those subscribers already in the run; nothing is written.
+
+        Several senders (``workers``) queue a subscriber only when they take them
+        as their share (``SendWorker.reserve``), in the row's first version.
+        """
+        if not subscriber_ids:
+            return {}
+        with conn.begin():
+            return {row.subscriber_id: (row.state, row.attempts)
+                    for row in conn.execute(self._rows_of(run_id, subscriber_ids))}
 
     def _rows_of(self, run_id: int, subscriber_ids: Sequence[int]) -> sa.Select:
         """The run's rows of these subscribers: on PostgreSQL the ids go as one array parameter.
@@ -354,16 +366,18 @@ def open_ledger(site) -> Iterator[Ledger]:
         yield Ledger(Handover(store))
 
 
-def _insert_queued(run_id: int, subscriber_ids: list[int], now: datetime) -> sa.Insert:
-    """PostgreSQL: a batch of queued rows as one statement over an array (unnest), not a thousand INSERTs.
+def insert_queued(run_id: int, subscriber_ids: list[int], now: datetime, worker_id: int | None = None) -> sa.Insert:
+    """PostgreSQL: queued rows as one statement over an array (unnest), not one INSERT per row.
 
     psycopg's executemany sends one INSERT per row (26 ms per 1,000 here), while
-    every sender waits for the batch; this takes about 2 ms.
+    every sender waits for the batch; this takes about 2 ms. With ``worker_id``
+    the rows are born that worker's share (``SendWorker.reserve``).
     """
     ids = sa.func.unnest(sa.bindparam("ids", subscriber_ids, type_=postgresql.ARRAY(sa.Integer)))
-    rows = sa.select(sa.literal(run_id), ids, sa.literal(QUEUED), sa.literal(0), sa.literal(now, deliveries.c.queued_at.type))
-    columns = ["run_id", "subscriber_id", "state", "attempts", "queued_at"]
-    # Several senders enqueue the same batch: a row another one inserted meanwhile is theirs, not an error.
+    rows = sa.select(sa.literal(run_id), ids, sa.literal(QUEUED), sa.literal(0),
+                     sa.literal(now, deliveries.c.queued_at.type), sa.literal(worker_id, sa.Integer))
+    columns = ["run_id", "subscriber_id", "state", "attempts", "queued_at", "worker_id"]
+    # Several senders queue the same subscribers: a row another one inserted meanwhile is theirs, not an error.
     return postgresql.insert(deliveries).from_select(columns, rows).on_conflict_do_nothing()
 
 

@@ -45,7 +45,7 @@ from foundation.database import database_error
 from ..errors import DeliveryError, NewsletterError
 from ..transport import Transport, is_canonical
 from .backoff import PROBE, STOP, SendBackoff
-from .ledger import BOUNCED, DEFERRED, FAILED, SENT, SENDABLE, SKIPPED, UNKNOWN, Claim, Ledger, Outcome
+from .ledger import BOUNCED, DEFERRED, FAILED, QUEUED, SENT, SENDABLE, SKIPPED, UNKNOWN, Claim, Ledger, Outcome
 from .rate import RateLimiter
 from .retry import RetryPolicy, judge
 from .workers import ShareSize
@@ -56,6 +56,7 @@ class Work:
     recipient: object  # recipients.Recipient
     state: str  # the ledger state it was claimable from
     tries: int = 0  # handovers in this session
+    queued: bool = True  # has a row in the run (several senders queue theirs when they reserve them)
 
 
 @dataclass
@@ -105,7 +106,7 @@ class DeliveryPipe:
         limit: int | None = None,
         on_bounce: Callable[[int, str], None] | None = None,
         canonical: bool = False,
-        reserve: Callable[[object, list[int]], set[int]] | None = None,
+        reserve: Callable[[object, list[int], list[int]], set[int]] | None = None,
         share_size: ShareSize | None = None,
         attach: Callable[[object], Callable[[], None]] | None = None,
     ):
@@ -121,13 +122,15 @@ class DeliveryPipe:
         self.claimable = claimable
         self.limit = limit
         self.on_bounce = on_bounce
-        # Several senders on one run (PostgreSQL, ``workers.SendWorker.reserve``): of each enqueued batch,
-        # the subscribers this process holds; the others are another sender's share.
+        # Several senders on one run (PostgreSQL, ``workers.SendWorker.reserve``): of a chunk of the list
+        # (ids with a row in the run, ids without), the subscribers this process holds; the others are
+        # another sender's share.
         self.reserve = reserve
         self.share_size = share_size or ShareSize(self.connections)
         # ... and what ties each connection's claims to this sender being alive (``SendWorker.attach``).
         self.attach = attach
-        self._unreserved: collections.deque[Work] = collections.deque()  # enqueued, claimable, not reserved yet
+        self._skip = 0  # the least size of the next chunk to reserve: see ``_reserve_next``
+        self._unreserved: collections.deque[Work] = collections.deque()  # read, claimable, not reserved yet
         # compose() vouches for CRLF-only output (MessageFactory's is, by construction); each
         # worker still checks its first message, and one failure withdraws the promise.
         self.canonical = canonical
@@ -251,15 +254,18 @@ class DeliveryPipe:
             self._source_done = True
             self.stats.pass_complete = not self._stop.is_set()
             return
+        ids = [r.id for r in batch]
         with self.ledger.connect() as conn:
-            states = self.ledger.enqueue(conn, self.run_id, [r.id for r in batch])
+            # Several senders: the rows missing are queued by whoever reserves them (``_reserve_next``).
+            states = self.ledger.enqueue(conn, self.run_id, ids) if self.reserve is None else \
+                self.ledger.existing(conn, self.run_id, ids)
         for recipient in batch:
-            state, _attempts = states[recipient.id]
+            state, _attempts = states.get(recipient.id, (QUEUED, 0))
             if state not in self.claimable:
                 self.stats.already[state] += 1
                 continue
             if self.reserve is not None:  # reserved a chunk at a time, when the buffer runs dry
-                self._unreserved.append(Work(recipient, state))
+                self._unreserved.append(Work(recipient, state, queued=recipient.id in states))
                 continue
             if self.limit is not None and self.stats.fed >= self.limit:
                 self.stats.limited = True
@@ -269,19 +275,26 @@ class DeliveryPipe:
             self.stats.fed += 1
 
     def _reserve_next(self) -> None:
-        """Reserve the next chunk of the enqueued batch: what another live sender holds is its share.
+        """Reserve the next chunk of the batch read: what another live sender holds is its share.
 
         A chunk, not the whole batch, so the batch read (a list query per
         thousand) stays large while senders split the list finely.
         """
-        size = self.share_size.next(self.stats.handled)
+        # A chunk all another sender's means it is ahead in the list: skip faster. Chunks of a fresh
+        # sender's first size (one per connection) fell behind one sending at full speed, so a sender
+        # that started 40 ms later spent the whole send reading, and sent nothing (measured).
+        size = max(self.share_size.next(self.stats.handled), self._skip)
         chunk = [self._unreserved.popleft() for _ in range(min(size, len(self._unreserved)))]
+        queued = [work.recipient.id for work in chunk if work.queued]
+        unqueued = [work.recipient.id for work in chunk if not work.queued]
         with self.ledger.connect() as conn:
-            mine = self.reserve(conn, [work.recipient.id for work in chunk])
+            mine = self.reserve(conn, queued, unqueued)
+        self._skip = 0 if mine else min(2 * len(chunk), self.share_size.most)
         for work in chunk:
             if work.recipient.id not in mine:
                 self.stats.counts["elsewhere"] += 1  # another live sender's share
                 continue
+            work.queued = True
             if self.limit is not None and self.stats.fed >= self.limit:
                 self.stats.limited = True
                 self._source_done = True

@@ -214,7 +214,7 @@ class SendPlan:
             limit=self.limit,
             on_bounce=bounce,
             canonical=True,  # MessageFactory writes what DATA takes as is (CRLF only, no line-leading dot); so does DKIM
-            reserve=(lambda conn, ids: worker.reserve(conn, ids, self.claimable)) if worker else None,
+            reserve=(lambda conn, ids, new: worker.reserve(conn, ids, self.claimable, new)) if worker else None,
             share_size=ShareSize(s.connections, s.per_second),  # several senders: what each reserves at a time
             attach=worker.attach if worker else None,
         )
