@@ -187,10 +187,7 @@ class Ledger:
         if not subscriber_ids:
             return {}
         with self.write_lock, conn.begin():
-            existing = {
-                row.subscriber_id: (row.state, row.attempts)
-                for row in conn.execute(self._rows_of(run_id, subscriber_ids))
-            }
+            existing = self._states(conn, run_id, subscriber_ids)
             now = utcnow()
             new = [
                 dict(run_id=run_id, subscriber_id=sid, state=QUEUED, attempts=0, queued_at=now)
@@ -214,21 +211,22 @@ class Ledger:
         if not subscriber_ids:
             return {}
         with conn.begin():
-            return {row.subscriber_id: (row.state, row.attempts)
-                    for row in conn.execute(self._rows_of(run_id, subscriber_ids))}
+            return self._states(conn, run_id, subscriber_ids)
 
-    def _rows_of(self, run_id: int, subscriber_ids: Sequence[int]) -> sa.Select:
-        """The run's rows of these subscribers: on PostgreSQL the ids go as one array parameter.
+    def _states(self, conn: sa.Connection, run_id: int, subscriber_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+        """The run's rows of these subscribers as ``{id: (state, attempts)}``; on PostgreSQL the ids go as one
+        array parameter.
 
         An ``IN`` list of a thousand ids is a thousand parameters: SQLAlchemy renders
         each, and psycopg parses the statement again every time (it caches only
         those of at most 50 parameters): more of a sender's CPU than the query.
         """
+        ids = deliveries.c.subscriber_id.in_(subscriber_ids) if self.sqlite else \
+            deliveries.c.subscriber_id == sa.func.any(sa.bindparam("ids", list(subscriber_ids),
+                                                                   type_=postgresql.ARRAY(sa.Integer)))
         query = sa.select(deliveries.c.subscriber_id, deliveries.c.state, deliveries.c.attempts)
-        if self.sqlite:
-            return query.where(deliveries.c.run_id == run_id, deliveries.c.subscriber_id.in_(subscriber_ids))
-        return query.where(deliveries.c.run_id == run_id, deliveries.c.subscriber_id == sa.func.any(
-            sa.bindparam("ids", list(subscriber_ids), type_=postgresql.ARRAY(sa.Integer))))
+        return {row.subscriber_id: (row.state, row.attempts)
+                for row in conn.execute(query.where(deliveries.c.run_id == run_id, ids))}
 
     # -- one message -------------------------------------------------------------------
     def writer(self, conn: sa.Connection):

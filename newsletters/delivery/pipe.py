@@ -294,7 +294,6 @@ class DeliveryPipe:
             if work.recipient.id not in mine:
                 self.stats.counts["elsewhere"] += 1  # another live sender's share
                 continue
-            work.queued = True
             if self.limit is not None and self.stats.fed >= self.limit:
                 self.stats.limited = True
                 self._source_done = True
