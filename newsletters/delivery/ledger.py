@@ -372,7 +372,7 @@ def insert_queued(run_id: int, subscriber_ids: list[int], now: datetime, worker_
     the rows are born that worker's share (``SendWorker.reserve``).
     """
     ids = sa.func.unnest(sa.bindparam("ids", subscriber_ids, type_=postgresql.ARRAY(sa.Integer)))
-    rows = sa.select(sa.literal(run_id), ids, sa.literal(QUEUED), sa.literal(0),
+    rows = sa.select(sa.literal(run_id), ids, sa.literal(QUEUED, deliveries.c.state.type), sa.literal(0),
                      sa.literal(now, deliveries.c.queued_at.type), sa.literal(worker_id, sa.Integer))
     columns = ["run_id", "subscriber_id", "state", "attempts", "queued_at", "worker_id"]
     # Several senders queue the same subscribers: a row another one inserted meanwhile is theirs, not an error.
