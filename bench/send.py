@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/send.py [-n 10000] [--connections 4] [--naive 40] [--memory 1000,100000]
                                    [--database sqlite|postgresql|both] [--rounds 1]
-                                   [--smtp-source [--senders CORES]]
+                                   [--smtp-source [--senders CORES]]   (--rounds N: medians of N alternated runs)
 
 All in one run, to a minimal SMTP sink in another process (bench/smtp_sink.py):
 
@@ -22,7 +22,10 @@ All in one run, to a minimal SMTP sink in another process (bench/smtp_sink.py):
    from the first start to the last exit, then ``smtp-source`` (Debian package
    ``postfix``) sending N messages of the same size over the same total number
    of connections to the same sink, and the ratio (target >= 0.8), with where
-   the CPU went. ``bench/scale.py`` runs it too, and extrapolates from it.
+   the CPU went and when (from the ledger) the first and last messages were
+   handed over. With ``--rounds N`` the two alternate N times, ours on a fresh
+   copy of the list each time, and the medians are compared.
+   ``bench/scale.py`` runs it too, and extrapolates from it.
 
 With ``--database postgresql`` the ledger lives on a throwaway PostgreSQL started
 for the run (bench/postgres_server.py, as the tests start it: initdb into a
@@ -278,49 +281,103 @@ def run_smtp_source(port: int, message_file: Path, count: int, sessions: int) ->
     return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def versus_smtp_source(n: int, senders: int, connections: int) -> dict:
-    """Whole ``newsletter send`` processes on one PostgreSQL run against smtp-source; the costs measured."""
+def versus_smtp_source(n: int, senders: int, connections: int, rounds: int = 1) -> dict:
+    """Whole ``newsletter send`` processes on one PostgreSQL run against smtp-source; the costs measured.
+
+    With ``rounds`` > 1 the two alternate, each of ours on a fresh copy of the same
+    database, and the medians are compared: smtp-source alone varies by 15% from one
+    run to the next on a small machine (3.5-4.1 s for the same 10,000 messages).
+    """
     sink, port = start_sink()
     with contextlib.ExitStack() as stack:
         stack.callback(lambda: print(f"\nthe sink received {stop_sink(sink)} messages in all"))
         postgres = stack.enter_context(TemporaryPostgres(durable=True))
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-scale-")))
         print(f"setting up {n} subscribers on PostgreSQL …", flush=True)
-        site_dir = make_site(tmp, port, connections, n, postgres.create_database("scale"))
+        template_url = postgres.create_database("scale")
+        site_dir = make_site(tmp, port, connections, n, template_url)
         subprocess.run([sys.executable, "-m", "newsletters", "--site", str(site_dir), "build", ISSUE],
                        check=True, capture_output=True)
         message_file = tmp / "message.eml"
         message_file.write_bytes(sample_message(site_dir)[0])
         size_kb = message_file.stat().st_size / 1024
-        print(f"{senders} sender(s) x {connections} connections, {n} messages of {size_kb:.1f} KB …", flush=True)
+        print(f"{senders} sender(s) x {connections} connections, {n} messages of {size_kb:.1f} KB, "
+              f"{rounds} round(s) …", flush=True)
+        env_file = site_dir / ".env"
+        env_text = env_file.read_text()
+        rows = []
+        for number in range(1, rounds + 1):
+            database = f"scale_{number}"  # a fresh copy of the list, so every round sends the same run
+            env_file.write_text(env_text.replace(template_url, postgres.create_database(database, template="scale")))
+            row = _ours_then_theirs(postgres, database, sink, port, site_dir, message_file, n, senders, connections)
+            if number == 1:  # nothing left to send: start-up alone
+                row["startup_seconds"] = run_send_processes(site_dir, 1)[0]
+            rows.append(row)
+            if rounds > 1:
+                print(f"  round {number}: ours {row['ours']:.2f} s, smtp-source {row['theirs']:.2f} s, "
+                      f"ratio {row['theirs'] / row['ours']:.2f}", flush=True)
 
-        sink_cpu, db = process_cpu_seconds(sink.pid), postgres.counters("scale")
-        ours, usage = run_send_processes(site_dir, senders)
-        db_after = postgres.counters("scale")
-        ours_sink_cpu = process_cpu_seconds(sink.pid) - sink_cpu
-        startup, (startup_usage,) = run_send_processes(site_dir, 1)  # nothing left to send: start-up alone
-
-        sink_cpu = process_cpu_seconds(sink.pid)
-        theirs, theirs_cpu = run_smtp_source(port, message_file, n, senders * connections)
-        theirs_sink_cpu = process_cpu_seconds(sink.pid) - sink_cpu
-
-    senders_cpu = sum(u["cpu_seconds"] for u in usage)
-    db_cpu = db_after["cpu_seconds"] - db["cpu_seconds"]
-    print(f"\nours: {senders} x newsletter send --yes, whole processes: {n / ours:6.0f} msg/s ({ours:.2f} s)   "
-          f"CPU s: senders {senders_cpu:.2f}, sink {ours_sink_cpu:.2f}, PostgreSQL {db_cpu:.2f}")
-    print(f"smtp-source -d -s {senders * connections} -m {n}, whole process:    {n / theirs:6.0f} msg/s ({theirs:.2f} s)   "
-          f"CPU s: smtp-source {theirs_cpu:.2f}, sink {theirs_sink_cpu:.2f}")
+    median = {key: statistics.median(row[key] for row in rows) for key in rows[0] if key != "startup_seconds"}
+    ours, theirs = median["ours"], median["theirs"]
+    what = f"median of {rounds}, " if rounds > 1 else ""
+    print(f"\nours: {senders} x newsletter send --yes, whole processes: {n / ours:6.0f} msg/s ({what}{ours:.2f} s)   "
+          f"CPU s: senders {median['senders_cpu']:.2f}, sink {median['ours_sink_cpu']:.2f}, "
+          f"PostgreSQL {median['db_cpu']:.2f}")
+    print(f"  of which: the first message handed over after {median['first_handover']:.2f} s, the last after "
+          f"{median['last_handover']:.2f} s ({n / (median['last_handover'] - median['first_handover']):.0f} msg/s "
+          f"in between), the last sender gone at {ours:.2f} s")
+    print(f"smtp-source -d -s {senders * connections} -m {n}, whole process:    {n / theirs:6.0f} msg/s "
+          f"({what}{theirs:.2f} s)   CPU s: smtp-source {median['theirs_cpu']:.2f}, sink {median['theirs_sink_cpu']:.2f}")
     print(f"ours / smtp-source = {theirs / ours:.2f}   (target >= 0.8)")
     return {
         "messages": n,
         "connections": connections,
-        "startup_seconds": startup,
-        "sender_cpu_per_message": max(senders_cpu - senders * startup_usage["cpu_seconds"], 0.0) / n,
-        "sender_rss_mb": max(u["rss_mb"] for u in usage),
-        "db_cpu_per_message": db_cpu / n,
-        "wal_per_message": (db_after["wal_bytes"] - db["wal_bytes"]) / n,
-        "commits_per_message": (db_after["commits"] - db["commits"]) / n,
+        "startup_seconds": rows[0]["startup_seconds"],
+        "sender_cpu_per_message": max(median["senders_cpu"] - senders * median["startup_cpu"], 0.0) / n,
+        "sender_rss_mb": median["rss_mb"],
+        "db_cpu_per_message": median["db_cpu"] / n,
+        "wal_per_message": median["wal_bytes"] / n,
+        "commits_per_message": median["commits"] / n,
     }
+
+
+def _ours_then_theirs(postgres, database: str, sink, port: int, site_dir: Path, message_file: Path, n: int,
+                      senders: int, connections: int) -> dict[str, float]:
+    """One round: our senders on ``database`` (the site's), then smtp-source; seconds and costs of each."""
+    sink_cpu, db = process_cpu_seconds(sink.pid), postgres.counters(database)
+    started = datetime.now(timezone.utc)
+    ours, usage = run_send_processes(site_dir, senders)
+    db_after = postgres.counters(database)
+    ours_sink_cpu = process_cpu_seconds(sink.pid) - sink_cpu
+    first, last = handover_times(postgres.url(database))
+    # The CPU of a sender with nothing to send (start-up alone), to leave out of the per-message figure.
+    _, (idle,) = run_send_processes(site_dir, 1)
+
+    sink_cpu = process_cpu_seconds(sink.pid)
+    theirs, theirs_cpu = run_smtp_source(port, message_file, n, senders * connections)
+    return {
+        "ours": ours, "theirs": theirs, "theirs_cpu": theirs_cpu,
+        "theirs_sink_cpu": process_cpu_seconds(sink.pid) - sink_cpu, "ours_sink_cpu": ours_sink_cpu,
+        "senders_cpu": sum(u["cpu_seconds"] for u in usage), "startup_cpu": idle["cpu_seconds"],
+        "rss_mb": max(u["rss_mb"] for u in usage),
+        "db_cpu": db_after["cpu_seconds"] - db["cpu_seconds"],
+        "wal_bytes": db_after["wal_bytes"] - db["wal_bytes"], "commits": db_after["commits"] - db["commits"],
+        "first_handover": (first - started).total_seconds(), "last_handover": (last - started).total_seconds(),
+    }
+
+
+def handover_times(database_url: str) -> tuple[datetime, datetime]:
+    """When the run's first and last messages were handed over, as the ledger says."""
+    import sqlalchemy as sa
+
+    from foundation.tables import deliveries
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.min(deliveries.c.handed_at), sa.func.max(deliveries.c.handed_at))).one()
+    finally:
+        engine.dispose()
 
 
 def main() -> None:
@@ -332,7 +389,8 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="sqlite",
                         help="where the ledger lives: a SQLite file, a throwaway PostgreSQL, or each in turn")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="run ours this many times per database, alternating; medians are reported")
+                        help="run ours this many times per database (with --smtp-source: ours and smtp-source), "
+                             "alternating; medians are reported")
     parser.add_argument("--smtp-source", action="store_true",
                         help="5: several whole senders on PostgreSQL against Postfix's smtp-source")
     parser.add_argument("--senders", type=int, default=os.cpu_count() or 1, help="5: send processes (default: cores)")
@@ -394,7 +452,7 @@ def main() -> None:
 
     if args.smtp_source:
         print(f"\n-- {args.senders} senders on PostgreSQL against smtp-source")
-        versus_smtp_source(args.n, args.senders, args.connections)
+        versus_smtp_source(args.n, args.senders, args.connections, args.rounds)
 
 
 if __name__ == "__main__":
