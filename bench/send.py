@@ -285,8 +285,8 @@ def versus_smtp_source(n: int, senders: int, connections: int, rounds: int = 1) 
     """Whole ``newsletter send`` processes on one PostgreSQL run against smtp-source; the costs measured.
 
     With ``rounds`` > 1 the two alternate, each of ours on a fresh copy of the same
-    database, and the medians are compared: smtp-source alone varies by 15% from one
-    run to the next on a small machine (3.5-4.1 s for the same 10,000 messages).
+    database, and the medians are compared: smtp-source alone varies by up to a fifth from
+    one run to the next on a small machine (3.3-4.1 s for the same 10,000 messages).
     """
     sink, port = start_sink()
     with contextlib.ExitStack() as stack:
@@ -310,14 +310,12 @@ def versus_smtp_source(n: int, senders: int, connections: int, rounds: int = 1) 
             database = f"scale_{number}"  # a fresh copy of the list, so every round sends the same run
             env_file.write_text(env_text.replace(template_url, postgres.create_database(database, template="scale")))
             row = _ours_then_theirs(postgres, database, sink, port, site_dir, message_file, n, senders, connections)
-            if number == 1:  # nothing left to send: start-up alone
-                row["startup_seconds"] = run_send_processes(site_dir, 1)[0]
             rows.append(row)
             if rounds > 1:
                 print(f"  round {number}: ours {row['ours']:.2f} s, smtp-source {row['theirs']:.2f} s, "
                       f"ratio {row['theirs'] / row['ours']:.2f}", flush=True)
 
-    median = {key: statistics.median(row[key] for row in rows) for key in rows[0] if key != "startup_seconds"}
+    median = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
     ours, theirs = median["ours"], median["theirs"]
     what = f"median of {rounds}, " if rounds > 1 else ""
     print(f"\nours: {senders} x newsletter send --yes, whole processes: {n / ours:6.0f} msg/s ({what}{ours:.2f} s)   "
@@ -332,7 +330,7 @@ def versus_smtp_source(n: int, senders: int, connections: int, rounds: int = 1) 
     return {
         "messages": n,
         "connections": connections,
-        "startup_seconds": rows[0]["startup_seconds"],
+        "startup_seconds": median["startup_seconds"],
         "sender_cpu_per_message": max(median["senders_cpu"] - senders * median["startup_cpu"], 0.0) / n,
         "sender_rss_mb": median["rss_mb"],
         "db_cpu_per_message": median["db_cpu"] / n,
@@ -350,15 +348,15 @@ def _ours_then_theirs(postgres, database: str, sink, port: int, site_dir: Path, 
     db_after = postgres.counters(database)
     ours_sink_cpu = process_cpu_seconds(sink.pid) - sink_cpu
     first, last = handover_times(postgres.url(database))
-    # The CPU of a sender with nothing to send (start-up alone), to leave out of the per-message figure.
-    _, (idle,) = run_send_processes(site_dir, 1)
+    # A sender with nothing left to send: start-up alone, to leave out of the per-message figures.
+    startup, (idle,) = run_send_processes(site_dir, 1)
 
     sink_cpu = process_cpu_seconds(sink.pid)
     theirs, theirs_cpu = run_smtp_source(port, message_file, n, senders * connections)
     return {
         "ours": ours, "theirs": theirs, "theirs_cpu": theirs_cpu,
         "theirs_sink_cpu": process_cpu_seconds(sink.pid) - sink_cpu, "ours_sink_cpu": ours_sink_cpu,
-        "senders_cpu": sum(u["cpu_seconds"] for u in usage), "startup_cpu": idle["cpu_seconds"],
+        "senders_cpu": sum(u["cpu_seconds"] for u in usage), "startup_seconds": startup, "startup_cpu": idle["cpu_seconds"],
         "rss_mb": max(u["rss_mb"] for u in usage),
         "db_cpu": db_after["cpu_seconds"] - db["cpu_seconds"],
         "wal_bytes": db_after["wal_bytes"] - db["wal_bytes"], "commits": db_after["commits"] - db["commits"],
