@@ -22,14 +22,14 @@ branch_labels = None
 depends_on = None
 
 STATES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped", "unknown")
+_LISTED = ", ".join(f"'{state}'" for state in STATES)  # as SQL literals, for the type and for the CHECK
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     _drop_state_checks()
-    listed = ", ".join(f"'{state}'" for state in STATES)
-    op.execute(f"CREATE TYPE delivery_state AS ENUM ({listed})")
+    op.execute(f"CREATE TYPE delivery_state AS ENUM ({_LISTED})")
     op.execute("ALTER TABLE deliveries ALTER COLUMN state TYPE delivery_state USING state::delivery_state")
 
 
@@ -38,8 +38,7 @@ def downgrade() -> None:
         return
     op.execute("ALTER TABLE deliveries ALTER COLUMN state TYPE varchar(16) USING state::text")
     op.execute("DROP TYPE delivery_state")
-    listed = ", ".join(f"'{state}'" for state in STATES)
-    op.execute(f"ALTER TABLE deliveries ADD CONSTRAINT ck_deliveries_ck_deliveries_state CHECK (state IN ({listed}))")
+    op.execute(f"ALTER TABLE deliveries ADD CONSTRAINT ck_deliveries_ck_deliveries_state CHECK (state IN ({_LISTED}))")
 
 
 def _drop_state_checks() -> None:
