@@ -26,6 +26,7 @@ from .smtp import (  # noqa: F401  (re-exported: callers import the SMTP names f
     LOOPBACK,
     SECURITY_MODES,
     ConnectionLost,
+    Envelope,
     Ready,
     Reply,
     SMTPRefused,
@@ -41,10 +42,11 @@ class Transport(Protocol):
 
     def send(
         self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False,
-        ready: Ready | None = None,
+        ready: Ready | None = None, then: Envelope | None = None,
     ) -> Reply | None:
         """Hand ``message`` over. ``ready``, if given, is asked right before it goes: when it answers
-        false, nothing is handed over and the result is None (see ``SMTPTransport.send``)."""
+        false, nothing is handed over and the result is None. ``then`` names the message the caller
+        sends next, for a transport that can start on it early (see ``SMTPTransport.send``)."""
 
     def verify(self) -> None: ...
 
@@ -65,7 +67,7 @@ class MaildirTransport:
 
     def send(
         self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False,
-        ready: Ready | None = None,
+        ready: Ready | None = None, then: Envelope | None = None,
     ) -> Reply | None:
         if ready is not None and not ready():
             return None
@@ -98,7 +100,7 @@ class RecordingTransport:
 
     def send(
         self, sender: str, recipients: Sequence[str], message: bytes, *, canonical: bool = False,
-        ready: Ready | None = None,
+        ready: Ready | None = None, then: Envelope | None = None,
     ) -> Reply | None:
         if ready is not None and not ready():
             return None

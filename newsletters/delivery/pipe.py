@@ -15,7 +15,13 @@ but the per-subscriber ledger. Each worker, for each message:
    marked ``skipped`` instead; a claim that loses (another process, an earlier
    session) means: do not send either;
 4. hands the message over and keeps the outcome, to be committed with step 3 of
-   the next message, or at once when the worker is about to wait.
+   the next message, or at once when the worker is about to wait. When the next
+   message can go at once (no rate limit, no pause, a subscriber in hand), it
+   is built now and its envelope rides behind this message's end-of-data dot
+   (``Transport.send(then=...)``): the server answers this message and opens
+   the next one in one round trip. The next one is still claimed only after
+   this one's outcome is known; if its claim is refused, the connection is
+   dropped before its data, as in step 3.
 
 So each connection has at most one row in ``sending`` at any moment, which is
 the bound on "unknown" after a kill. Temporary failures go to a retry heap with
@@ -57,6 +63,7 @@ class Work:
     state: str  # the ledger state it was claimable from
     tries: int = 0  # handovers in this session
     queued: bool = True  # has a row in the run (several senders queue theirs when they reserve them)
+    message: bytes | None = None  # built ahead, while the message before it went (see ``_following``)
 
 
 @dataclass
@@ -211,16 +218,8 @@ class DeliveryPipe:
         nothing for someone who leaves meanwhile.
         """
         while True:
-            try:
-                work = self._buffer.popleft()  # deque: safe from any thread without a lock
-            except IndexError:
-                work = None
+            work = self._take_buffered()
             if work is not None:
-                if len(self._buffer) < self._low_water and self._source_lock.acquire(blocking=False):
-                    try:
-                        self._read_ahead()
-                    finally:
-                        self._source_lock.release()
                 return work
             with self._source_lock:
                 if self._buffer:
@@ -228,6 +227,23 @@ class DeliveryPipe:
                 if self._stop.is_set() or (self._source_done and not self._unreserved):
                     return None
                 self._read_ahead()
+
+    def _take_buffered(self) -> Work | None:
+        """The next buffered subscriber, or None at once; reads the next chunk when running low."""
+        try:
+            work = self._buffer.popleft()  # deque: safe from any thread without a lock
+        except IndexError:
+            return None
+        self._read_if_low()
+        return work
+
+    def _read_if_low(self) -> None:
+        """Read the next chunk now if the buffer runs low and no other worker is reading one."""
+        if len(self._buffer) < self._low_water and self._source_lock.acquire(blocking=False):
+            try:
+                self._read_ahead()
+            finally:
+                self._source_lock.release()
 
     def _read_ahead(self) -> None:
         """Buffer the next chunk of the list (reserving it, when several senders share the run)."""
@@ -327,6 +343,29 @@ class DeliveryPipe:
                 continue
             self._stop.wait(max(wait, 0.001))
 
+    def _following(self) -> Work | None:
+        """The subscriber this connection sends to next, if that message can go right after this one.
+
+        None whenever anything would come between them (a rate limit, a pause, a
+        stop, an empty buffer): then the next message starts on its own turn.
+        """
+        if self.limiter.limited or self.backoff.paused_for() is not None or self._stop.is_set():
+            return None
+        with self._lock:
+            if self._heap and self._heap[0][0] <= time.monotonic():
+                self._inflight += 1
+                return heapq.heappop(self._heap)[2]
+        try:
+            work = self._buffer.popleft()  # the read that may follow waits until this message is out
+        except IndexError:
+            return None
+        with self._lock:
+            self._inflight += 1
+        return work
+
+    def _sender_of(self, recipient) -> str:
+        return self.sender(recipient) if callable(self.sender) else self.sender  # per recipient: VERP
+
     def _done(self, work: Work, retry_at: float | None = None) -> None:
         with self._lock:
             if retry_at is not None:
@@ -356,8 +395,17 @@ class DeliveryPipe:
                 pending[0] = None
 
         try:
-            while (work := self._next(flush)) is not None:
-                self._one(work, conn, writer, transport, pending, flush)
+            work = self._next(flush)
+            while work is not None:
+                following = self._one(work, conn, writer, transport, pending, flush)
+                if following is None:
+                    work = self._next(flush)
+                elif self._stop.is_set():
+                    self._done(following)  # never claimed: it stays queued for a later session
+                    work = None
+                else:
+                    self._read_if_low()  # between two messages, as ``_take`` does
+                    work = following
         except Exception as exc:  # a database error: the ledger can no longer be trusted to go on
             self._abort(self._database_failed(exc, "the delivery ledger failed"))
         finally:
@@ -375,7 +423,11 @@ class DeliveryPipe:
                         detach()  # before the connection goes back to the pool
                     conn.close()
 
-    def _one(self, work: Work, conn, writer, transport: Transport, pending: list, flush: Callable[[], None]) -> None:
+    def _one(
+        self, work: Work, conn, writer, transport: Transport, pending: list, flush: Callable[[], None],
+    ) -> Work | None:
+        """Claim, send and keep the outcome of one message; returns the subscriber whose message follows
+        at once on this connection (its envelope already sent behind this one), if any."""
         recipient = work.recipient
         sid = recipient.id
         if self.backoff.paused_for() is not None:
@@ -397,8 +449,10 @@ class DeliveryPipe:
         # envelope; the message goes only once it is answered, and only if it was ours (``ready``).
         claim = writer.begin(self.run_id, pending[0], claim=sid, claimable=self.claimable)
         pending[0] = None
+        message, work.message = work.message, None
         try:
-            message = self.compose(recipient)
+            if message is None:
+                message = self.compose(recipient)
         except NewsletterError as exc:
             # Refused before sending (e.g. a name holding a header injection): fail it if it is ours.
             ours = claim.result()
@@ -411,27 +465,37 @@ class DeliveryPipe:
             self._checked_canonical.done = True
             if not is_canonical(message):
                 self.canonical = False
-        reply, failure = None, None
+        reply, failure, following = None, None, None
         if claim is not Claim.SKIPPED and claim is not Claim.LOST:  # a refusal decided at once sends nothing
+            following = self._following()
+            then = self._envelope_ahead(following) if following is not None else None
             try:
-                sender = self.sender(recipient) if callable(self.sender) else self.sender  # per recipient: VERP
-                reply = transport.send(sender, [recipient.email], message, canonical=self.canonical,
-                                       ready=claim.result)
+                reply = transport.send(self._sender_of(recipient), [recipient.email], message,
+                                       canonical=self.canonical, ready=claim.result, then=then)
             except Exception as exc:
                 failure = exc
         if not claim.result():  # no longer eligible (now marked skipped), or someone else's: nothing went
             self._count(_not_claimed(claim.result()))
             self._give_back(probe)
             self._done(work)
-            return
+            return following
         work.tries += 1
         if failure is not None:
             self._failed(failure, work, conn, pending, flush, probe)
-            return
+            return following
         self.backoff.record(False, probe=probe)
         pending[0] = Outcome(sid, SENT, reply.code, _without_address(reply.text, recipient.email)[:500])
         self._count(SENT)
         self._done(work)
+        return following
+
+    def _envelope_ahead(self, work: Work):
+        """Build ``work``'s message now, for its envelope to go ahead; None if it cannot be built."""
+        try:
+            work.message = self.compose(work.recipient)
+        except NewsletterError:
+            return None  # refused on its own turn, like any other
+        return self._sender_of(work.recipient), [work.recipient.email], work.message
 
 
     def _give_back(self, probe: bool) -> None:
