@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import mailbox
 import re
+import socket
 import ssl
+import threading
 
 import pytest
 
@@ -327,3 +329,121 @@ def test_login_over_starttls_and_a_refused_password_is_a_setting_to_fix(certific
 def test_verify_names_the_setting_when_nothing_listens():
     with pytest.raises(TransportError, match="SMTP_HOST, SMTP_PORT"):
         plain(1).verify(pause=0)
+
+
+# -- the next message's envelope behind this one's dot (``send(then=...)``) -----------------------
+
+class Eavesdropper:
+    """One connection that offers PIPELINING and, before answering each end of data, waits a moment
+    and keeps what has arrived after the dot: what the client sent without waiting for that reply."""
+
+    def __init__(self, wait: float = 0.3):
+        self.wait = wait
+        self.after_dot: list[bytes] = []
+        self.delivered: list[bytes] = []  # each message's RCPT line
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self._server.accept()
+        conn.sendall(b"220 eavesdropper\r\n")
+        buf, rcpt = b"", b""
+        while True:
+            if b"\n" not in buf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+                continue
+            line, buf = buf.split(b"\n", 1)
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                conn.sendall(b"250-eavesdropper\r\n250 PIPELINING\r\n")
+            elif verb == b"RCPT":
+                rcpt = line.strip()
+                conn.sendall(b"250 ok\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go on\r\n")
+                while b"\r\n.\r\n" not in buf:
+                    buf += conn.recv(65536)
+                buf = buf.split(b"\r\n.\r\n", 1)[1]
+                conn.settimeout(self.wait)  # the client is waiting for our reply now: what else comes?
+                try:
+                    while not buf.endswith(b"DATA\r\n"):
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        buf += chunk
+                except TimeoutError:
+                    pass
+                conn.settimeout(None)
+                self.after_dot.append(buf)
+                self.delivered.append(rcpt)
+                conn.sendall(b"250 queued\r\n")
+            elif verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                break
+            else:
+                conn.sendall(b"250 ok\r\n")
+        conn.close()
+        self._server.close()
+
+
+def test_the_next_envelope_goes_behind_the_dot_and_both_are_answered_in_one_round_trip():
+    server = Eavesdropper()
+    transport = plain(server.port)
+    first = transport.send(SENDER, ["ann@example.org"], MESSAGE, then=(SENDER, ["bob@example.org"], MESSAGE))
+    second = transport.send(SENDER, ["bob@example.org"], MESSAGE)  # as announced: its envelope is not sent again
+    transport.close()
+    server._thread.join(5)
+    assert first.code == second.code == 250
+    assert server.delivered == [b"RCPT TO:<ann@example.org>", b"RCPT TO:<bob@example.org>"]
+    # While the server held its answer to the first message, the second's envelope was already there.
+    assert server.after_dot == [
+        f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n".encode(),
+        b"",  # the last message announced nothing: the client waited
+    ]
+
+
+def test_a_message_other_than_the_one_announced_goes_over_a_new_connection_and_the_announced_gets_nothing():
+    inbox = Inbox(pipelining=True)
+    with smtp_server(inbox) as (host, port):
+        transport = plain(port)
+        transport.send(SENDER, ["ann@example.org"], MESSAGE, then=(SENDER, ["bob@example.org"], MESSAGE))
+        reply = transport.send(SENDER, ["cy@example.org"], MESSAGE, then=(SENDER, ["dee@example.org"], MESSAGE))
+        transport.close()  # dee's DATA is open: closing must not end it with a message
+    assert reply.code == 250
+    assert inbox.rcpt_attempts == {"ann@example.org": 1, "bob@example.org": 1, "cy@example.org": 1,
+                                   "dee@example.org": 1}
+    assert inbox.copies() == {"ann@example.org": 1, "cy@example.org": 1}
+    assert inbox.connections == 2
+
+
+def test_a_refused_message_leaves_the_announced_next_one_on_the_same_connection():
+    inbox = Inbox(pipelining=True, data_script={"ann@example.org": ["550 5.7.1 content refused"]})
+    with smtp_server(inbox) as (host, port):
+        transport = plain(port)
+        with pytest.raises(SMTPRefused) as refused:
+            transport.send(SENDER, ["ann@example.org"], MESSAGE, then=(SENDER, ["bob@example.org"], MESSAGE))
+        reply = transport.send(SENDER, ["bob@example.org"], MESSAGE)
+        transport.close()
+    assert (refused.value.code, refused.value.stage) == (550, "end")
+    assert reply.code == 250
+    assert inbox.copies() == {"bob@example.org": 1}
+    assert inbox.message_for("bob@example.org") == MESSAGE  # nothing (an RSET, say) slipped into bob's data
+    assert inbox.connections == 1  # no RSET, no reconnect: the refusal ended ann's transaction, bob's had begun
+
+
+def test_an_announced_envelope_with_a_line_break_is_never_written():
+    inbox = Inbox(pipelining=True)
+    with smtp_server(inbox) as (host, port):
+        transport = plain(port)
+        transport.send(SENDER, ["ann@example.org"], MESSAGE,
+                       then=(SENDER, ["bob@example.org>\r\nRCPT TO:<eve@example.net"], MESSAGE))
+        with pytest.raises(SMTPRefused) as refused:
+            transport.send(SENDER, ["bob@example.org>\r\nRCPT TO:<eve@example.net"], MESSAGE)
+        transport.close()
+    assert refused.value.stage == "local"
+    assert inbox.rcpt_attempts == {"ann@example.org": 1}
