@@ -21,7 +21,7 @@ import sqlalchemy as sa
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # The newest revision in migrations/versions; a new migration moves it (tests/test_recipients_store.py).
-HEAD = "0010_delivery_state_enum"
+HEAD = "0011_deliveries_hot_updates"
 
 
 def alembic_config(connection: sa.Connection | None = None):

@@ -12,12 +12,16 @@ import sqlalchemy as sa
 
 from newsletters.config import Site
 from newsletters.delivery.dkim import DKIMSigner
-from newsletters.delivery.ledger import DEFERRED, QUEUED, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Outcome, deliveries
+from newsletters.delivery.ledger import (
+    DEFERRED, QUEUED, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Outcome, deliveries, send_runs,
+)
 from newsletters.delivery.rate import RateLimiter
 from newsletters.delivery.retry import RetryPolicy, judge
 from newsletters.errors import ConfigError, TransportError
 from newsletters.transport import ConnectionLost, SMTPRefused, is_canonical
-from foundation.migrate import current_revision, head_revision
+from alembic import command
+
+from foundation.migrate import alembic_config, current_revision, head_revision, upgrade
 from recipients import open_store
 from recipients.importer import import_csv
 from recipients.handover import Claim, Handover, HandoverWriter
@@ -44,6 +48,33 @@ def store(site_dir, database_url):
 def test_the_store_migrates_to_the_ledger_revision(store):
     assert current_revision(store.engine) == head_revision()
     assert {"send_runs", "deliveries"} <= set(sa.inspect(store.engine).get_table_names())
+
+
+def test_claims_change_no_indexed_column_and_the_migration_goes_back_cleanly(store):
+    """Migration 0011: nothing a claim or an outcome writes is indexed, so PostgreSQL can update the row in
+    place (with room left in each page for it); bounces still find a subscriber's rows by an index."""
+    engine = store.engine
+
+    def indexed() -> set[tuple[str, ...]]:
+        return {tuple(ix["column_names"]) for ix in sa.inspect(engine).get_indexes("deliveries")}
+
+    def fillfactor() -> str | None:
+        with engine.connect() as conn:
+            options = conn.exec_driver_sql("SELECT reloptions FROM pg_class WHERE relname = 'deliveries'").scalar()
+        return next((o.split("=")[1] for o in options or [] if o.startswith("fillfactor=")), None)
+
+    on_postgres = engine.dialect.name == "postgresql"
+    assert ("subscriber_id",) in indexed()
+    assert not {("handed_at",), ("state",), ("attempts",), ("reply_code",), ("done_at",)} & indexed()
+    if on_postgres:
+        assert fillfactor() == "70"
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0010_delivery_state_enum")
+    assert ("handed_at",) in indexed() and ("subscriber_id",) not in indexed()
+    if on_postgres:
+        assert fillfactor() is None
+    assert upgrade(engine) == head_revision()
+    assert ("subscriber_id",) in indexed() and ("handed_at",) not in indexed()
 
 
 def test_only_one_of_many_concurrent_claims_of_a_row_wins(store):
@@ -277,6 +308,32 @@ def test_hourly_limit_counts_what_the_ledger_says_was_sent_in_the_last_hour():
     limiter.acquire()  # the fourth waits until the one from 50 minutes ago is an hour old
     assert clock.now - start == pytest.approx(600, abs=2)
 
+
+def test_the_hourly_limit_starts_from_the_handovers_of_every_run_active_in_the_last_hour(store):
+    """What ``SEND_MAX_PER_HOUR`` counts at start: a finished run's and a running run's handovers of the last
+    hour, newest first; not those of a run whose last session ended before the hour began."""
+    ledger = Ledger(Handover(store))
+    subscriber = next(store.eligible()).id
+    runs = [ledger.create_run(issue_slug=slug, issue_path="x.toml", subject="s", content_digest="", transport="t")
+            for slug in ("old", "finished", "running")]
+    with ledger.connect() as conn:
+        writer = ledger.writer(conn)
+        for run in runs:
+            ledger.enqueue(conn, run.id, [subscriber])
+            writer.record(run.id, None, claim=subscriber)
+            writer.record(run.id, Outcome(subscriber, SENT, 250, "ok"))
+        writer.close()
+    for run in runs[:2]:
+        ledger.finish_session(run.id, "done")
+    old, finished, running = runs
+    two_hours_ago = datetime.now(timezone.utc) - timedelta(hours=2)
+    with store.engine.begin() as conn:  # the old run's one session ended two hours ago; the running one's began then
+        conn.execute(deliveries.update().where(deliveries.c.run_id == old.id).values(handed_at=two_hours_ago))
+        conn.execute(send_runs.update().where(send_runs.c.id.in_([old.id, running.id])).values(updated_at=two_hours_ago))
+        handed = dict(conn.execute(sa.select(deliveries.c.run_id, deliveries.c.handed_at)).all())
+    since = datetime.now(timezone.utc) - timedelta(hours=1)
+    assert ledger.handed_since(since, 10) == [handed[running.id], handed[finished.id]]
+    assert ledger.handed_since(since, 1) == [handed[running.id]]
 
 def test_no_limits_means_no_waiting():
     assert RateLimiter().acquire() is True

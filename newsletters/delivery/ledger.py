@@ -338,10 +338,17 @@ class Ledger:
         return [Unresolved(row[0], addresses.get(row[0]), *row[1:]) for row in rows]
 
     def handed_since(self, since: datetime, limit: int) -> list[datetime]:
-        """When the most recent handovers happened (all runs), to seed the hourly limit."""
+        """When the most recent handovers happened (all runs), to seed the hourly limit.
+
+        Only a run with a session in the window can have handed anything over in it: one
+        still marked running, or one whose last session ended (``updated_at``) since. Their
+        rows are read by the run's key: an index on ``handed_at`` would cost every claim
+        (migration 0011).
+        """
+        active = sa.select(send_runs.c.id).where(sa.or_(send_runs.c.status == RUNNING, send_runs.c.updated_at > since))
         query = (
             sa.select(deliveries.c.handed_at)
-            .where(deliveries.c.handed_at > since)
+            .where(deliveries.c.run_id.in_(active), deliveries.c.handed_at > since)
             .order_by(deliveries.c.handed_at.desc())
             .limit(limit)
         )
