@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -15,7 +15,6 @@ class Recipient:
     email: str
     first_name: str
     last_name: str
-    attributes: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -161,8 +161,10 @@ class Store:
             conditions.append(sa.or_(given.c.method.in_(("import", "admin")), confirmed_since))
         consented = sa.exists().where(*conditions)
         suppressed = sa.exists().where(suppressions.c.email_hash == s.c.email_hash)
+        # No ``attributes``: nothing a send does reads them, and decoding each row's JSON was a third of
+        # the cost of reading the list (which every sender reads whole; cProfile, two senders on PostgreSQL).
         return sa.select(
-            s.c.id, s.c.public_id, s.c.email, s.c.first_name, s.c.last_name, s.c.attributes
+            s.c.id, s.c.public_id, s.c.email, s.c.first_name, s.c.last_name
         ).where(s.c.status == ACTIVE, s.c.email.is_not(None), consented, ~suppressed)
 
     def eligible(self, batch_size: int = 1000) -> Iterator[Recipient]:
@@ -173,7 +175,7 @@ class Store:
             with self.engine.connect() as conn:
                 rows = conn.execute(query.where(subscribers.c.id > last_id)).all()
             for row in rows:
-                yield Recipient(row.id, row.public_id, row.email, row.first_name, row.last_name, row.attributes or {})
+                yield Recipient(row.id, row.public_id, row.email, row.first_name, row.last_name)
             if len(rows) < batch_size:
                 return
             last_id = rows[-1].id
