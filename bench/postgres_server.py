@@ -121,11 +121,12 @@ class TemporaryPostgres:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
-    def admin(self, *statements: str) -> None:
-        """Run statements outside a transaction (CREATE/DROP DATABASE) on the maintenance database."""
+    def admin(self, *statements: str, database: str = "postgres") -> None:
+        """Run statements outside a transaction (CREATE/DROP DATABASE, VACUUM), on the maintenance database
+        unless told another."""
         import psycopg  # the postgres extra; only who starts a server needs it
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER, dbname="postgres",
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER, dbname=database,
                              autocommit=True) as conn:
             for statement in statements:
                 conn.execute(statement)
