@@ -49,6 +49,14 @@ __all__ = ["SKIPPED_TEXT", "Claim", "Handover", "HandoverWriter", "Outcome", "SQ
 SKIPPED_TEXT = "no longer eligible when their turn came (unsubscribed, bounced, complained or removed)"
 
 
+_LIST_TABLES = (subscribers.name, consent_events.name, suppressions.name)
+# Never analysed, or changed since by more than autovacuum's own threshold for analysing (50 rows and 10%).
+_STALE_STATISTICS = sa.text(
+    "SELECT relname FROM pg_stat_user_tables WHERE relname IN :names AND ("
+    " coalesce(last_analyze, last_autoanalyze) IS NULL OR n_mod_since_analyze > 50 + 0.1 * n_live_tup)"
+).bindparams(sa.bindparam("names", expanding=True))
+
+
 class Handover:
     """Delivery's view of one store: eligible batches, claims that re-judge consent, bounces."""
 
@@ -70,15 +78,19 @@ class Handover:
     def batches(self, batch_size: int) -> Iterator[list[Recipient]]:
         """The eligible subscribers, ``batch_size`` at a time, each batch read when it is needed.
 
-        On PostgreSQL the list's tables are analysed first: right after an import
-        they have no statistics yet (autovacuum gets there within a minute or so),
-        and the eligibility query then takes 2.5x as long per batch (measured on
-        10,000 freshly loaded subscribers: 0.22 s against 0.09 s) while every
-        sender waits for the batch. It costs one ANALYZE per send.
+        On PostgreSQL the list's tables are analysed first if their statistics are
+        missing or stale: right after an import they have none yet (autovacuum gets
+        there within a minute or so), and the eligibility query then takes 2.5x as
+        long per batch (measured on 10,000 freshly loaded subscribers: 0.22 s
+        against 0.09 s) while every sender waits for the batch. Fresh ones are left
+        alone: an ANALYZE costs each sender 35 ms of its start, and several senders
+        starting together queue for its lock.
         """
         if not self.sqlite:
             with self.engine.begin() as conn:
-                conn.exec_driver_sql(f"ANALYZE {subscribers.name}, {consent_events.name}, {suppressions.name}")
+                stale = conn.execute(_STALE_STATISTICS, {"names": _LIST_TABLES}).scalars().all()
+                if stale:
+                    conn.exec_driver_sql("ANALYZE " + ", ".join(name for name in _LIST_TABLES if name in stale))
         batch: list[Recipient] = []
         for recipient in self.store.eligible(batch_size=batch_size):
             batch.append(recipient)
