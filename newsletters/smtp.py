@@ -38,6 +38,7 @@ MAX_LINE = 4096
 MAX_REPLY_LINES = 100
 MAX_REPLY_TEXT = 500
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_UNUSABLE_IN_ADDRESS = re.compile(r"[\r\n\0<> ]")  # would end or break the command it stands in
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
@@ -227,7 +228,8 @@ class SMTPTransport:
         self._buf = bytearray()
         self._ext: dict[str, str] = {}
         self._used = False  # has this connection carried a message already?
-        self._ahead: bytes | None = None  # the next message's envelope, written behind the last message's dot
+        # The next message's envelope, written behind the last message's dot: for whom, what, and when.
+        self._ahead: tuple[str, list[str], bytes] | None = None
         self._ahead_at = 0.0
 
     # -- wire ---------------------------------------------------------------
@@ -278,9 +280,15 @@ class SMTPTransport:
         return True
 
     def _reply(self) -> Reply:
+        line = self._readline()
+        if line[3:4] == b" " and line[:3].isdigit():  # most replies are one line: four per message
+            text = line[4:].decode("utf-8", "replace").strip()
+            self._lines = [text]
+            return Reply(int(line[:3]), clean_reply_text(text))
         lines = []
-        for _ in range(MAX_REPLY_LINES):
-            line = self._readline()
+        for n in range(MAX_REPLY_LINES):
+            if n:
+                line = self._readline()
             head, sep = line[:3], line[3:4]
             if not head.isdigit() or sep not in (b"-", b" ", b"\r", b"\n", b""):
                 raise _Lost(f"not an SMTP reply: {clean_reply_text(line.decode('utf-8', 'replace'))!r}")
@@ -432,10 +440,7 @@ class SMTPTransport:
         recipients = list(recipients)
         if not recipients:
             raise ValueError("a message needs at least one recipient")
-        if self._ahead is not None and (
-            time.monotonic() - self._ahead_at > AHEAD_MAX_AGE
-            or self._ahead != self._commands(sender, recipients, message)[0]
-        ):
+        if self._ahead is not None and not self._ahead_is(sender, recipients, message):
             self._drop()  # the DATA opened for another message ends with the connection: nothing delivered
         if self._sock is None:
             self._commands(sender, recipients, message)  # an unusable address is refused before connecting
@@ -454,10 +459,20 @@ class SMTPTransport:
             self._drop()
             raise ConnectionLost(f"connection lost: {exc}", where=self.where) from None
 
+    def _ahead_is(self, sender: str, recipients: list[str], message: bytes) -> bool:
+        """Whether the envelope sent ahead is this message's, and recent enough to trust."""
+        ahead_sender, ahead_recipients, ahead_message = self._ahead
+        return (
+            time.monotonic() - self._ahead_at <= AHEAD_MAX_AGE
+            and ahead_sender == sender
+            and ahead_recipients == recipients
+            and (ahead_message is message or ahead_message == message)
+        )
+
     def _commands(self, sender: str, recipients: Sequence[str], message: bytes) -> tuple[bytes, list[str]]:
         """The envelope as written (MAIL, RCPT..., DATA) and the stage of each command."""
         for address in (sender, *recipients):
-            if any(c in address for c in "\r\n\0<> "):
+            if _UNUSABLE_IN_ADDRESS.search(address):
                 raise SMTPRefused(553, f"(not sent) unusable address {address!r}", where=self.where, stage="local")
         utf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
         if utf8 and self._sock is not None and "SMTPUTF8" not in self._ext:
@@ -480,9 +495,12 @@ class SMTPTransport:
         self, sender: str, recipients: list[str], message: bytes, canonical: bool, ready: Ready | None,
         then: Envelope | None,
     ) -> Reply | None:
-        wire, stages = self._commands(sender, recipients, message)
+        sent_ahead, self._ahead = self._ahead is not None, None  # ``send`` dropped any other message's
+        if sent_ahead:
+            wire, stages = b"", ["mail", *(["rcpt"] * len(recipients)), "data"]
+        else:
+            wire, stages = self._commands(sender, recipients, message)
         pipelined = "PIPELINING" in self._ext
-        sent_ahead, self._ahead = self._ahead == wire, None  # ``send`` dropped any other
         following = b""
         if then is not None and pipelined:
             try:
@@ -532,7 +550,7 @@ class SMTPTransport:
             # reply, and the message is rightly "handed over": nobody can tell more.) The next
             # message's envelope, when there is one, rides in the same write, behind the dot.
             if self._write_message(body + b".\r\n", following) and following:
-                self._ahead, self._ahead_at = following, time.monotonic()
+                self._ahead, self._ahead_at = (then[0], list(then[1]), then[2]), time.monotonic()
         except _Lost as exc:
             # Whatever broke, the end-of-data dot was not written: nothing can have been delivered.
             self._drop()
