@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bounces.py [-n 10000]
 
-1. accuracy of ``newsletters.bounces.read_message`` over tests/fixtures/bounces
+1. accuracy of ``newsletters.bounces.reader.read_message`` over tests/fixtures/bounces
    (the same figures the test asserts);
 2. the same figures for flufl.bounce's detectors, when it is installed
    (``pip install flufl.bounce``; it is not a dependency): recipients from
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletters.bounces import read_message  # noqa: E402
+from newsletters.bounces.reader import read_message  # noqa: E402
 from newsletters.bounces.accuracy import score  # noqa: E402
 from newsletters.bounces.reading import HARD, NOT_A_BOUNCE, SOFT, Reading  # noqa: E402
 

@@ -12,7 +12,8 @@ from collections import defaultdict
 
 import pytest
 
-from newsletters.bounces import KINDS, read_message
+from newsletters.bounces.reader import read_message
+from newsletters.bounces.reading import KINDS
 from newsletters.bounces.accuracy import score
 from newsletters.bounces.classify import classify
 from newsletters.bounces.mime import MAX_MESSAGE_BYTES

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletters.bounces import read_message
+from newsletters.bounces.reader import read_message
 from newsletters.bounces.verp import make_return_path, read_return_path
 from newsletters.errors import ConfigError
 

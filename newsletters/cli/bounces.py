@@ -20,7 +20,7 @@ from foundation.database import create_engine
 from recipients import open_store
 
 from ..bounce_intake.mailbox import mailbox_settings, process_mailbox
-from ..bounces import read_message
+from ..bounces.reader import read_message
 from ..bounces.apply import OUTCOMES
 from ..bounces.match import DeliveryIndex, match_reading
 from ..bounces.process import BounceProcessor, verp_base
