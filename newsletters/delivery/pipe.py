@@ -146,6 +146,9 @@ class DeliveryPipe:
         self._stop = threading.Event()
         self._abandoned = threading.Event()
         self._lock = threading.Lock()
+        # Signalled when a message in flight is done or a retry is due to be scheduled: a worker with
+        # nothing left to take waits on it, so the last messages' end is noticed at once, not at a poll.
+        self._changed = threading.Condition(self._lock)
         self._source_lock = threading.Lock()
         self._source = batches
         self._buffer: collections.deque[Work] = collections.deque()
@@ -336,12 +339,12 @@ class DeliveryPipe:
             with self._lock:  # the list is done; only retries may remain
                 if self._stop.is_set() or (not self._heap and self._inflight == 0):
                     return None
-                wait = min(0.05, self._heap[0][0] - time.monotonic()) if self._heap else 0.05
-            if not flushed:  # about to wait: record the last outcome now, not later
-                flush()
-                flushed = True
-                continue
-            self._stop.wait(max(wait, 0.001))
+                if flushed:  # until a message in flight ends, a retry is due, or (at most 50 ms) a stop
+                    wait = min(0.05, self._heap[0][0] - time.monotonic()) if self._heap else 0.05
+                    self._changed.wait(max(wait, 0.001))
+                    continue
+            flush()  # about to wait: record the last outcome now, not later
+            flushed = True
 
     def _following(self) -> Work | None:
         """The subscriber this connection sends to next, if that message can go right after this one.
@@ -371,6 +374,7 @@ class DeliveryPipe:
             if retry_at is not None:
                 heapq.heappush(self._heap, (retry_at, next(self._seq), work))
             self._inflight -= 1
+            self._changed.notify_all()
 
     def _work(self) -> None:
         conn, detach = None, None
