@@ -205,7 +205,6 @@ deliveries = sa.Table(
     sa.UniqueConstraint("run_id", "subscriber_id", name="uq_deliveries_run_id_subscriber_id"),
     # No index on a column a claim or an outcome changes, and room in each page: both update the row in
     # place on PostgreSQL (migration 0011).
-    sa.Index("ix_deliveries_subscriber_id", "subscriber_id"),
     postgresql_with={"fillfactor": 70},
 )
 

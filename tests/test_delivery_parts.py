@@ -53,7 +53,8 @@ def test_the_store_migrates_to_the_ledger_revision(store):
 
 def test_claims_change_no_indexed_column_and_the_migration_goes_back_cleanly(store):
     """Migration 0011: nothing a claim or an outcome writes is indexed, so PostgreSQL can update the row in
-    place (with room left in each page for it); bounces still find a subscriber's rows by an index."""
+    place (with room left in each page for it); the (run, subscriber) key stays the only index that leads to
+    a row (migration 0009)."""
     engine = store.engine
 
     def indexed() -> set[tuple[str, ...]]:
@@ -65,17 +66,16 @@ def test_claims_change_no_indexed_column_and_the_migration_goes_back_cleanly(sto
         return next((o.split("=")[1] for o in options or [] if o.startswith("fillfactor=")), None)
 
     on_postgres = engine.dialect.name == "postgresql"
-    assert ("subscriber_id",) in indexed()
-    assert not {("handed_at",), ("state",), ("attempts",), ("reply_code",), ("done_at",)} & indexed()
+    assert indexed() <= {("run_id", "subscriber_id")}  # the key's own index, wherever the dialect lists it
     if on_postgres:
         assert fillfactor() == "70"
     with engine.begin() as conn:
         command.downgrade(alembic_config(conn), "0010_delivery_state_enum")
-    assert ("handed_at",) in indexed() and ("subscriber_id",) not in indexed()
+    assert ("handed_at",) in indexed()
     if on_postgres:
         assert fillfactor() is None
     assert upgrade(engine) == head_revision()
-    assert ("subscriber_id",) in indexed() and ("handed_at",) not in indexed()
+    assert ("handed_at",) not in indexed()
 
 
 def test_only_one_of_many_concurrent_claims_of_a_row_wins(store):

@@ -16,9 +16,12 @@ alternated runs: 3.01 -> 2.71 CPU seconds).
 
 What read that index: the hourly limit, which now finds the runs active in the
 last hour and reads their rows by the run's key (``Ledger.handed_since``), and
-bounce matching by subscriber, which now has an index on ``subscriber_id``
-(set once, when a row is queued, and never changed by a claim). SQLite has no
-fillfactor; it gets the same indexes.
+the fallback of bounce matching by address (a bounce with neither its VERP
+return path nor our Message-ID), which now reads the table. No index on
+``subscriber_id`` replaces it: a claim's plan, made once per connection, took
+that one over the (run, subscriber) key, and a subscriber has a row in every
+run, so each claim would have read one row per issue ever sent (migration 0009
+keeps the key the only way in). SQLite has no fillfactor.
 """
 
 from alembic import op
@@ -33,7 +36,6 @@ FILLFACTOR = 70
 
 def upgrade() -> None:
     op.drop_index("ix_deliveries_handed_at", table_name="deliveries")
-    op.create_index("ix_deliveries_subscriber_id", "deliveries", ["subscriber_id"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"ALTER TABLE deliveries SET (fillfactor = {FILLFACTOR})")
 
@@ -41,5 +43,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE deliveries RESET (fillfactor)")
-    op.drop_index("ix_deliveries_subscriber_id", table_name="deliveries")
     op.create_index("ix_deliveries_handed_at", "deliveries", ["handed_at"])
