@@ -203,9 +203,8 @@ deliveries = sa.Table(
     sa.Column("worker_id", sa.Integer, nullable=True),
     # How every statement finds a run's rows (migration 0009 says why there is no (run, state) index).
     sa.UniqueConstraint("run_id", "subscriber_id", name="uq_deliveries_run_id_subscriber_id"),
-    # No index on a column a claim or an outcome changes, and room in each page: both update the row in
-    # place on PostgreSQL (migration 0011).
-    postgresql_with={"fillfactor": 70},
+    # No index on a column a claim or an outcome changes, and (on PostgreSQL, fillfactor 70) room in each
+    # page: both update the row in place there (migration 0011, which is what sets the fillfactor).
 )
 
 

@@ -11,7 +11,7 @@ The client speaks the protocol itself rather than through
 * it pipelines MAIL, RCPT and DATA (RFC 2920) when the server offers it, and
   sends the next message's MAIL, RCPT and DATA right behind this message's
   end-of-data dot (``send(..., then=...)``), which RFC 2920 also allows: one
-  round trip per message instead of three. The next message's DATA is then
+  round trip per message instead of two. The next message's DATA is then
   open on the server before it is known whether that message may go; when it
   may not, the connection is dropped, and an unfinished DATA delivers nothing.
 
@@ -261,13 +261,23 @@ class SMTPTransport:
             self._buf += chunk
 
     def _write_message(self, data: bytes, then: bytes) -> bool:
-        """Write ``data`` (a message and its dot), then ``then`` in the same write; false when ``then`` did not go.
+        """Write ``data`` (a message and its dot), then ``then``; false when ``then`` did not all go.
 
-        Counted, not ``sendall``: a write that fails after the kernel took the dot has
-        handed the message over, and only the count tells whether it did.
+        On a plain socket both go in one write, counted rather than ``sendall``: a write
+        that fails after the kernel took the dot has handed the message over, and only the
+        count tells whether it did. TLS cannot count (``SSLSocket.send`` writes all or
+        raises, records already out or not), so there the message goes first, alone, and a
+        failure of that write still means the dot never went.
         """
         if self._sock is None:
             raise _Lost("not connected")
+        if isinstance(self._sock, ssl.SSLSocket):
+            self._write(data)
+            try:
+                self._sock.sendall(then)
+            except (OSError, ValueError):
+                return False  # the message went; reading its reply tells what became of it
+            return True
         out = memoryview(data + then if then else data)
         sent = 0
         try:
@@ -549,7 +559,8 @@ class SMTPTransport:
             # buffers makes this write fail; on a smaller one the cut shows only as a missing
             # reply, and the message is rightly "handed over": nobody can tell more.) The next
             # message's envelope, when there is one, rides in the same write, behind the dot.
-            if self._write_message(body + b".\r\n", following) and following:
+            complete = self._write_message(body + b".\r\n", following)
+            if complete and following:
                 self._ahead, self._ahead_at = (then[0], list(then[1]), then[2]), time.monotonic()
         except _Lost as exc:
             # Whatever broke, the end-of-data dot was not written: nothing can have been delivered.
@@ -564,6 +575,8 @@ class SMTPTransport:
                 where=self.where,
                 handed_over=True,
             ) from None
+        if not complete:  # part of the next envelope may be on the wire: nothing more can go on this connection
+            self._drop()
         if 200 <= reply.code < 300:
             return reply
         if 400 <= reply.code < 600:

@@ -52,7 +52,7 @@ SKIPPED_TEXT = "no longer eligible when their turn came (unsubscribed, bounced, 
 _LIST_TABLES = (subscribers.name, consent_events.name, suppressions.name)
 # Never analysed, or changed since by more than autovacuum's own threshold for analysing (50 rows and 10%).
 _STALE_STATISTICS = sa.text(
-    "SELECT relname FROM pg_stat_user_tables WHERE relname IN :names AND ("
+    "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname IN :names AND ("
     " coalesce(last_analyze, last_autoanalyze) IS NULL OR n_mod_since_analyze > 50 + 0.1 * n_live_tup)"
 ).bindparams(sa.bindparam("names", expanding=True))
 

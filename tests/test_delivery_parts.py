@@ -11,6 +11,7 @@ import dkim
 import pytest
 import sqlalchemy as sa
 
+from newsletters.bounces.match import DeliveryIndex
 from newsletters.config import Site
 from newsletters.delivery.dkim import DKIMSigner
 from newsletters.delivery.ledger import (
@@ -268,10 +269,11 @@ def test_a_send_analyses_the_list_when_its_statistics_are_missing_or_stale_and_o
             return conn.exec_driver_sql(
                 "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'subscribers'").scalar()
 
+    with open_store(Site.load(site_dir)) as store:  # the tables, with autovacuum kept out of the test's way
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE subscribers SET (autovacuum_enabled = off)")
     load(0, 500)
     with open_store(Site.load(site_dir)) as store:
-        with store.engine.begin() as conn:  # autovacuum must not get there first while the test runs
-            conn.exec_driver_sql("ALTER TABLE subscribers SET (autovacuum_enabled = off)")
         handover = Handover(store)
         assert analysed_at(store.engine) is None
         next(handover.batches(100))
@@ -378,6 +380,34 @@ def test_the_hourly_limit_starts_from_the_handovers_of_every_run_active_in_the_l
     since = datetime.now(timezone.utc) - timedelta(hours=1)
     assert ledger.handed_since(since, 10) == [handed[running.id], handed[finished.id]]
     assert ledger.handed_since(since, 1) == [handed[running.id]]
+
+def test_a_bounce_known_only_by_its_address_is_tied_to_the_latest_run_that_mailed_them_recently(store):
+    """A relay event without our Message-ID names only the address: the latest run of the last days that
+    handed them a message, finished or still running; not one before the window, not one that never sent."""
+    ledger = Ledger(Handover(store))
+    subscriber = next(store.eligible()).id
+    old, finished, running, unsent = [
+        ledger.create_run(issue_slug=slug, issue_path="x.toml", subject="s", content_digest="", transport="t")
+        for slug in ("old", "finished", "running", "unsent")]
+    with ledger.connect() as conn:
+        writer = ledger.writer(conn)
+        for run in (old, finished, running):
+            ledger.enqueue(conn, run.id, [subscriber])
+            writer.record(run.id, None, claim=subscriber)
+            writer.record(run.id, Outcome(subscriber, SENT, 250, "ok"))
+        writer.close()
+        ledger.enqueue(conn, unsent.id, [subscriber])  # queued, never handed over
+    ledger.finish_session(finished.id, "done")
+    index = DeliveryIndex(store.engine)
+    week_ago = datetime.now(timezone.utc) - timedelta(days=7)
+    assert index.latest_handed_over(subscriber, week_ago) == running.id
+    a_month_ago = datetime.now(timezone.utc) - timedelta(days=30)
+    with store.engine.begin() as conn:  # the running one began a month ago and still runs; the old one ended then
+        conn.execute(deliveries.update().where(deliveries.c.run_id.in_([old.id, running.id]))
+                     .values(handed_at=a_month_ago))
+        conn.execute(send_runs.update().where(send_runs.c.id.in_([old.id, running.id])).values(updated_at=a_month_ago))
+    assert index.latest_handed_over(subscriber, week_ago) == finished.id
+    assert index.latest_handed_over(subscriber, a_month_ago - timedelta(days=1)) == running.id
 
 def test_no_limits_means_no_waiting():
     assert RateLimiter().acquire() is True

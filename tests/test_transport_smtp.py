@@ -200,6 +200,22 @@ def test_starttls_works_when_told_to_trust_the_certificate(certificate):
     assert inbox.copies() == {"a@example.org": 1}
 
 
+def test_over_tls_the_next_envelope_still_goes_ahead_and_both_messages_arrive_intact(certificate):
+    """On TLS the message and the next envelope are two writes (a failed TLS write cannot say whether the
+    dot went), and the server still answers them together."""
+    cert, key = certificate
+    inbox = Inbox(pipelining=True)
+    with smtp_server(inbox, tls_context=server_tls_context(cert, key), require_starttls=True) as (host, port):
+        transport = SMTPTransport(SMTPSettings(host=host, port=port, security="starttls", timeout=5, cafile=str(cert)))
+        transport.send(SENDER, ["ann@example.org"], MESSAGE, then=(SENDER, ["bob@example.org"], MESSAGE))
+        reply = transport.send(SENDER, ["bob@example.org"], MESSAGE)
+        transport.close()
+    assert reply.code == 250
+    assert inbox.copies() == {"ann@example.org": 1, "bob@example.org": 1}
+    assert [m.content for m in inbox.messages] == [MESSAGE, MESSAGE]
+    assert inbox.connections == 2  # EHLOs, before and after STARTTLS: the one connection, never reopened
+
+
 def test_starttls_refuses_a_server_that_does_not_offer_it():
     with smtp_server(Inbox()) as (host, port):
         transport = SMTPTransport(SMTPSettings(host=host, port=port, security="starttls", timeout=5))

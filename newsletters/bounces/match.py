@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from foundation.tables import QUEUED, SKIPPED, deliveries, send_runs
 
-from ..delivery.ledger import Run
+from ..delivery.ledger import Run, runs_active_since
 from ..delivery.session import message_id
 from . import verp
 from .reading import Reading
@@ -81,6 +81,7 @@ class DeliveryIndex:
         query = (
             sa.select(deliveries.c.run_id)
             .where(
+                deliveries.c.run_id.in_(runs_active_since(since)),  # by the run's key, not the whole table
                 deliveries.c.subscriber_id == subscriber_id,
                 deliveries.c.state.not_in(NEVER_HANDED_OVER),
                 deliveries.c.handed_at >= since,

@@ -340,15 +340,12 @@ class Ledger:
     def handed_since(self, since: datetime, limit: int) -> list[datetime]:
         """When the most recent handovers happened (all runs), to seed the hourly limit.
 
-        Only a run with a session in the window can have handed anything over in it: one
-        still marked running, or one whose last session ended (``updated_at``) since. Their
-        rows are read by the run's key: an index on ``handed_at`` would cost every claim
-        (migration 0011).
+        Their rows are read by the run's key (``runs_active_since``): an index on
+        ``handed_at`` would cost every claim (migration 0011).
         """
-        active = sa.select(send_runs.c.id).where(sa.or_(send_runs.c.status == RUNNING, send_runs.c.updated_at > since))
         query = (
             sa.select(deliveries.c.handed_at)
-            .where(deliveries.c.run_id.in_(active), deliveries.c.handed_at > since)
+            .where(deliveries.c.run_id.in_(runs_active_since(since)), deliveries.c.handed_at > since)
             .order_by(deliveries.c.handed_at.desc())
             .limit(limit)
         )
@@ -384,6 +381,13 @@ def insert_queued(run_id: int, subscriber_ids: list[int], now: datetime, worker_
     columns = ["run_id", "subscriber_id", "state", "attempts", "queued_at", "worker_id"]
     # Several senders queue the same subscribers: a row another one inserted meanwhile is theirs, not an error.
     return postgresql.insert(deliveries).from_select(columns, rows).on_conflict_do_nothing()
+
+
+def runs_active_since(since: datetime) -> sa.Select:
+    """The runs that can have handed a message over at or after ``since``: those still marked running,
+    and those whose last session ended (``updated_at``) since. A statement over the deliveries of a time
+    window reads theirs by the (run, subscriber) key instead of the whole table."""
+    return sa.select(send_runs.c.id).where(sa.or_(send_runs.c.status == RUNNING, send_runs.c.updated_at >= since))
 
 
 def hour_ago() -> datetime:

@@ -63,7 +63,7 @@ class Work:
     state: str  # the ledger state it was claimable from
     tries: int = 0  # handovers in this session
     queued: bool = True  # has a row in the run (several senders queue theirs when they reserve them)
-    message: bytes | None = None  # built ahead, while the message before it went (see ``_following``)
+    message: bytes | None = None  # built ahead, while the message before it went (``_envelope_ahead``)
 
 
 @dataclass
@@ -497,8 +497,9 @@ class DeliveryPipe:
         """Build ``work``'s message now, for its envelope to go ahead; None if it cannot be built."""
         try:
             work.message = self.compose(work.recipient)
-        except NewsletterError:
-            return None  # refused on its own turn, like any other
+        except Exception:  # refused (or failing) on its own turn, like any other: not during this message's
+            work.message = None
+            return None
         return self._sender_of(work.recipient), [work.recipient.email], work.message
 
 

@@ -14,10 +14,10 @@ the 20,000 updates of a send of 10,000 messages, 8,100 were HOT. Without the
 and the server spent 10% less CPU on the send (bench/send.py's two senders,
 alternated runs: 3.01 -> 2.71 CPU seconds).
 
-What read that index: the hourly limit, which now finds the runs active in the
-last hour and reads their rows by the run's key (``Ledger.handed_since``), and
-the fallback of bounce matching by address (a bounce with neither its VERP
-return path nor our Message-ID), which now reads the table. No index on
+What read that index: the hourly limit and the fallback of bounce matching by
+address (a bounce with neither its VERP return path nor our Message-ID), which
+now find the runs active in the window and read their rows by the run's key
+(``newsletters.delivery.ledger.runs_active_since``). No index on
 ``subscriber_id`` replaces it: a claim's plan, made once per connection, took
 that one over the (run, subscriber) key, and a subscriber has a row in every
 run, so each claim would have read one row per issue ever sent (migration 0009
