@@ -274,7 +274,8 @@ class SMTPTransport:
         if isinstance(self._sock, ssl.SSLSocket):
             self._write(data)
             try:
-                self._sock.sendall(then)
+                if then:
+                    self._sock.sendall(then)
             except (OSError, ValueError):
                 return False  # the message went; reading its reply tells what became of it
             return True
@@ -498,8 +499,7 @@ class SMTPTransport:
         if utf8:
             params += " SMTPUTF8"
         commands = [f"MAIL FROM:<{sender}>{params}", *(f"RCPT TO:<{r}>" for r in recipients), "DATA"]
-        stages = ["mail", *(["rcpt"] * len(recipients)), "data"]
-        return "".join(c + "\r\n" for c in commands).encode("utf-8"), stages
+        return "".join(c + "\r\n" for c in commands).encode("utf-8"), _stages(recipients)
 
     def _transaction(
         self, sender: str, recipients: list[str], message: bytes, canonical: bool, ready: Ready | None,
@@ -507,7 +507,7 @@ class SMTPTransport:
     ) -> Reply | None:
         sent_ahead, self._ahead = self._ahead is not None, None  # ``send`` dropped any other message's
         if sent_ahead:
-            wire, stages = b"", ["mail", *(["rcpt"] * len(recipients)), "data"]
+            wire, stages = b"", _stages(recipients)
         else:
             wire, stages = self._commands(sender, recipients, message)
         pipelined = "PIPELINING" in self._ext
@@ -632,6 +632,11 @@ class SMTPTransport:
             except (_Lost, OSError):
                 pass
         self._drop()
+
+
+def _stages(recipients: Sequence[str]) -> list[str]:
+    """What each command of an envelope is (MAIL, one RCPT per recipient, DATA), to say where a refusal came."""
+    return ["mail", *(["rcpt"] * len(recipients)), "data"]
 
 
 class _Stale(Exception):

@@ -221,8 +221,12 @@ class DeliveryPipe:
         nothing for someone who leaves meanwhile.
         """
         while True:
-            work = self._take_buffered()
+            try:
+                work = self._buffer.popleft()  # deque: safe from any thread without a lock
+            except IndexError:
+                work = None
             if work is not None:
+                self._read_if_low()
                 return work
             with self._source_lock:
                 if self._buffer:
@@ -230,15 +234,6 @@ class DeliveryPipe:
                 if self._stop.is_set() or (self._source_done and not self._unreserved):
                     return None
                 self._read_ahead()
-
-    def _take_buffered(self) -> Work | None:
-        """The next buffered subscriber, or None at once; reads the next chunk when running low."""
-        try:
-            work = self._buffer.popleft()  # deque: safe from any thread without a lock
-        except IndexError:
-            return None
-        self._read_if_low()
-        return work
 
     def _read_if_low(self) -> None:
         """Read the next chunk now if the buffer runs low and no other worker is reading one."""
@@ -325,12 +320,10 @@ class DeliveryPipe:
     def _next(self, flush: Callable[[], None]) -> Work | None:
         flushed = False
         while True:
-            with self._lock:
-                if self._stop.is_set():
-                    return None
-                if self._heap and self._heap[0][0] <= time.monotonic():
-                    self._inflight += 1
-                    return heapq.heappop(self._heap)[2]
+            if self._stop.is_set():
+                return None
+            if (work := self._due_retry()) is not None:
+                return work
             work = self._take()
             if work is not None:
                 with self._lock:
@@ -354,10 +347,8 @@ class DeliveryPipe:
         """
         if self.limiter.limited or self.backoff.paused_for() is not None or self._stop.is_set():
             return None
-        with self._lock:
-            if self._heap and self._heap[0][0] <= time.monotonic():
-                self._inflight += 1
-                return heapq.heappop(self._heap)[2]
+        if (work := self._due_retry()) is not None:
+            return work
         try:
             work = self._buffer.popleft()  # the read that may follow waits until this message is out
         except IndexError:
@@ -365,6 +356,14 @@ class DeliveryPipe:
         with self._lock:
             self._inflight += 1
         return work
+
+    def _due_retry(self) -> Work | None:
+        """A deferred message whose retry time has come, now in flight; else None."""
+        with self._lock:
+            if self._heap and self._heap[0][0] <= time.monotonic():
+                self._inflight += 1
+                return heapq.heappop(self._heap)[2]
+        return None
 
     def _sender_of(self, recipient) -> str:
         return self.sender(recipient) if callable(self.sender) else self.sender  # per recipient: VERP
