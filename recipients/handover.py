@@ -50,10 +50,15 @@ SKIPPED_TEXT = "no longer eligible when their turn came (unsubscribed, bounced, 
 
 
 _LIST_TABLES = (subscribers.name, consent_events.name, suppressions.name)
-# Never analysed, or changed since by more than autovacuum's own threshold for analysing (50 rows and 10%).
+# Never analysed (``reltuples`` is -1 until the first ANALYZE or VACUUM), or changed since by more than
+# autovacuum's own threshold for analysing (50 rows and 10%). Read from the planner's side (``pg_class``),
+# not from when an ANALYZE last ran: a database copied from a template, or one whose activity counters
+# were reset (a crash does that), has its statistics all the same, and no ``last_analyze``.
 _STALE_STATISTICS = sa.text(
-    "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname IN :names AND ("
-    " coalesce(last_analyze, last_autoanalyze) IS NULL OR n_mod_since_analyze > 50 + 0.1 * n_live_tup)"
+    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"
+    " WHERE n.nspname = current_schema() AND c.relname IN :names"
+    " AND (c.reltuples < 0 OR coalesce(s.n_mod_since_analyze, 0) > 50 + 0.1 * c.reltuples)"
 ).bindparams(sa.bindparam("names", expanding=True))
 
 

@@ -281,6 +281,11 @@ def test_a_send_analyses_the_list_when_its_statistics_are_missing_or_stale_and_o
         assert first is not None
         next(handover.batches(100))
         assert analysed_at(store.engine) == first  # fresh: left alone
+        with store.engine.begin() as conn:  # what a crash does to the activity counters: the statistics stay
+            conn.exec_driver_sql("SELECT pg_stat_reset()")
+        assert analysed_at(store.engine) is None
+        next(handover.batches(100))
+        assert analysed_at(store.engine) is None  # still fresh: not analysed again
     load(500, 400)  # most of the list is new since
     with open_store(Site.load(site_dir)) as store:
         deadline = time.monotonic() + 10  # the importer's counts reach the statistics once its connections close
