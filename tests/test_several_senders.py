@@ -329,13 +329,13 @@ def test_a_joining_sender_leaves_a_live_senders_messages_in_flight_alone(postgre
         first = join(engine)
         with ledger.connect() as conn:
             ledger.enqueue(conn, run.id, [1, 2])
-            assert first.reserve(conn, [1, 2], SENDABLE) == {1, 2}
+            assert first.reserve(conn, {1: None, 2: None}, SENDABLE) == {1, 2}
             with conn.begin():
                 conn.execute(deliveries.update().where(deliveries.c.subscriber_id == 1).values(state=SENDING))
         second = join(engine)
         try:
             with ledger.connect() as conn:
-                assert second.reserve(conn, [1, 2], SENDABLE) == set()  # the first one's share
+                assert second.reserve(conn, {1: first.id, 2: first.id}, SENDABLE) == set()  # the first one's share
             # What a joining sender's session does first (``SendSession.execute``).
             ledger.start_session(run.id, transport="t", content_digest="", sole_sender=False)
             assert second.sweep().orphans == 0
@@ -346,7 +346,8 @@ def test_a_joining_sender_leaves_a_live_senders_messages_in_flight_alone(postgre
             assert (swept.orphans, swept.released) == (1, 2)  # its message in flight, and its two rows
             assert ledger.state_of(run.id, 1) == UNKNOWN
             with ledger.connect() as conn:
-                assert second.reserve(conn, [1, 2], SENDABLE) == {2}  # the dead one's waiting row is free again
+                # the dead one's waiting row is free again
+                assert second.reserve(conn, {1: first.id, 2: first.id}, SENDABLE) == {2}
         finally:
             second.close()
 
@@ -360,8 +361,8 @@ def test_a_share_not_queued_yet_is_queued_as_the_reserving_senders_own(postgres_
         first, second = join(engine), join(engine)
         try:
             with ledger.connect() as conn:
-                assert first.reserve(conn, [], SENDABLE, unqueued=[1, 2]) == {1, 2}
-                assert second.reserve(conn, [], SENDABLE, unqueued=[1, 2, 3]) == {3}  # 1 and 2: the first's
+                assert first.reserve(conn, {}, SENDABLE, unqueued=[1, 2]) == {1, 2}
+                assert second.reserve(conn, {}, SENDABLE, unqueued=[1, 2, 3]) == {3}  # 1 and 2: the first's
             with ledger.connect() as conn:
                 rows = conn.execute(
                     sa.select(deliveries.c.subscriber_id, deliveries.c.worker_id, deliveries.c.state)
@@ -372,8 +373,37 @@ def test_a_share_not_queued_yet_is_queued_as_the_reserving_senders_own(postgres_
             first.close()  # its process ends: what it queued is anyone's
             assert second.sweep().released == 2
             with ledger.connect() as conn:  # read before the sweep, as still unqueued: taken all the same
-                assert second.reserve(conn, [], SENDABLE, unqueued=[1, 2]) == {1, 2}
+                assert second.reserve(conn, {}, SENDABLE, unqueued=[1, 2]) == {1, 2}
         finally:
+            second.close()
+            first.close()
+
+
+def test_rows_a_running_sender_holds_are_left_to_it_without_asking_the_server(postgres_site):
+    """What the list read showed as another running sender's is its share: reserving it again is not even
+    sent (with two senders that was every reserving UPDATE of a first send, none taking a row). Once that
+    sender has finished, what it left waiting is taken, statement and all."""
+    with ledger_and_run(postgres_site, 3) as (ledger, run):
+        engine = ledger.engine
+        first, second = join(engine), join(engine)
+        updates: list[str] = []
+
+        def count_updates(_conn, _cursor, statement, *_args) -> None:
+            if statement.lstrip().upper().startswith("UPDATE DELIVERIES"):
+                updates.append(statement)
+
+        try:
+            with ledger.connect() as conn:
+                assert first.reserve(conn, {}, SENDABLE, unqueued=[1, 2]) == {1, 2}
+                sa.event.listen(engine, "after_cursor_execute", count_updates)
+                assert second.reserve(conn, {1: first.id, 2: first.id}, SENDABLE, unqueued=[3]) == {3}
+                assert updates == []
+                with first.last_word("stopped"):  # it ends with its share not served (Ctrl-C, say)
+                    pass
+                assert second.reserve(conn, {1: first.id, 2: first.id}, SENDABLE) == {1, 2}
+                assert len(updates) == 1
+        finally:
+            sa.event.remove(engine, "after_cursor_execute", count_updates)
             second.close()
             first.close()
 
@@ -394,7 +424,7 @@ def test_a_sender_behind_another_in_the_list_catches_up_and_takes_the_rest(postg
             try:
                 people = [person for batch in ledger.handover.batches(1000) for person in batch]
                 with ledger.connect() as conn:  # the first sender has taken the first 600 as its shares
-                    assert len(ahead.reserve(conn, [], SENDABLE, unqueued=[p.id for p in people[:600]])) == 600
+                    assert len(ahead.reserve(conn, {}, SENDABLE, unqueued=[p.id for p in people[:600]])) == 600
                 calls = []
 
                 def reserve(conn, queued, unqueued):
@@ -426,12 +456,12 @@ def test_claims_planned_while_a_first_run_has_few_rows_still_go_by_the_subscribe
         worker = join(ledger.engine)
         try:
             with ledger.connect() as conn:
-                assert worker.reserve(conn, [], SENDABLE, unqueued=[1, 2]) == {1, 2}
+                assert worker.reserve(conn, {}, SENDABLE, unqueued=[1, 2]) == {1, 2}
             with ledger.connect() as conn:
                 writer = ledger.writer(conn)
                 assert writer.record(run.id, None, claim=1) is Claim.CLAIMED
                 with ledger.connect() as other:
-                    assert len(worker.reserve(other, [], SENDABLE, unqueued=list(range(3, 301)))) == 298
+                    assert len(worker.reserve(other, {}, SENDABLE, unqueued=list(range(3, 301)))) == 298
                 name, order = writer._prepared[tuple(SENDABLE)]["both"]
                 values = dict(run=run.id, sub=2, previous=1, new_state=SENT, code=250, text="ok", now="2026-12-05T00:00:00+00:00")
                 arguments = ", ".join("NULL" if values[key] is None else f"'{values[key]}'" for key in order)
@@ -463,7 +493,7 @@ def test_a_killed_sender_stays_alive_until_the_last_connection_it_claims_on_has_
         finished.close()
         with ledger.connect() as conn:
             ledger.enqueue(conn, run.id, [1, 2])
-            assert first.reserve(conn, [1, 2], SENDABLE) == {1, 2}
+            assert first.reserve(conn, {1: None, 2: None}, SENDABLE) == {1, 2}
         writer = ledger.writer(claiming)
         assert writer.record(run.id, None, claim=1) is Claim.CLAIMED
         second = join(engine)
@@ -505,7 +535,7 @@ def test_a_sender_that_joins_while_another_sweeps_is_not_taken_for_dead(postgres
         try:
             with ledger.connect() as conn:
                 ledger.enqueue(conn, run.id, [1])
-                assert newcomer.reserve(conn, [1], SENDABLE) == {1}
+                assert newcomer.reserve(conn, {1: None}, SENDABLE) == {1}
                 with conn.begin():
                     conn.execute(deliveries.update().where(deliveries.c.subscriber_id == 1).values(state=SENDING))
             assert sweeper.sweep() == Swept(orphans=0, released=0)
@@ -532,7 +562,7 @@ def test_a_live_sender_on_another_database_of_the_server_does_not_keep_a_dead_on
         assert killed.id == theirs.id  # each database numbers its senders from 1
         with here.connect() as conn:
             here.enqueue(conn, run.id, [1])
-            assert killed.reserve(conn, [1], SENDABLE) == {1}
+            assert killed.reserve(conn, {1: None}, SENDABLE) == {1}
         killed.close()
         resumed = join(here.engine)
         try:

@@ -202,31 +202,37 @@ class Ledger:
             existing[row["subscriber_id"]] = (QUEUED, 0)
         return existing
 
-    def existing(self, conn: sa.Connection, run_id: int, subscriber_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
-        """``{id: (state, attempts)}`` of those subscribers already in the run; nothing is written.
+    def existing(self, conn: sa.Connection, run_id: int, subscriber_ids: Sequence[int]) -> dict[int, tuple[str, int | None]]:
+        """``{id: (state, worker id)}`` of those subscribers already in the run; nothing is written.
 
         Several senders (``workers``) queue a subscriber only when they take them
-        as their share (``SendWorker.reserve``), in the row's first version.
+        as their share (``SendWorker.reserve``), in the row's first version; the
+        worker that holds a row tells whether reserving it is worth a statement.
         """
         if not subscriber_ids:
             return {}
+        query = sa.select(deliveries.c.subscriber_id, deliveries.c.state, deliveries.c.worker_id)
         with conn.begin():
-            return self._states(conn, run_id, subscriber_ids)
+            return {row.subscriber_id: (row.state, row.worker_id)
+                    for row in conn.execute(query.where(deliveries.c.run_id == run_id, self._among(subscriber_ids)))}
 
     def _states(self, conn: sa.Connection, run_id: int, subscriber_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
-        """The run's rows of these subscribers as ``{id: (state, attempts)}``; on PostgreSQL the ids go as one
-        array parameter.
+        """The run's rows of these subscribers as ``{id: (state, attempts)}``."""
+        query = sa.select(deliveries.c.subscriber_id, deliveries.c.state, deliveries.c.attempts)
+        return {row.subscriber_id: (row.state, row.attempts)
+                for row in conn.execute(query.where(deliveries.c.run_id == run_id, self._among(subscriber_ids)))}
+
+    def _among(self, subscriber_ids: Sequence[int]) -> sa.ColumnElement[bool]:
+        """Rows of these subscribers; on PostgreSQL the ids go as one array parameter.
 
         An ``IN`` list of a thousand ids is a thousand parameters: SQLAlchemy renders
         each, and psycopg parses the statement again every time (it caches only
         those of at most 50 parameters): more of a sender's CPU than the query.
         """
-        ids = deliveries.c.subscriber_id.in_(subscriber_ids) if self.sqlite else \
-            deliveries.c.subscriber_id == sa.func.any(sa.bindparam("ids", list(subscriber_ids),
-                                                                   type_=postgresql.ARRAY(sa.Integer)))
-        query = sa.select(deliveries.c.subscriber_id, deliveries.c.state, deliveries.c.attempts)
-        return {row.subscriber_id: (row.state, row.attempts)
-                for row in conn.execute(query.where(deliveries.c.run_id == run_id, ids))}
+        if self.sqlite:
+            return deliveries.c.subscriber_id.in_(subscriber_ids)
+        return deliveries.c.subscriber_id == sa.func.any(
+            sa.bindparam("ids", list(subscriber_ids), type_=postgresql.ARRAY(sa.Integer)))
 
     # -- one message -------------------------------------------------------------------
     def writer(self, conn: sa.Connection):

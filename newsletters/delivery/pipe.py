@@ -63,6 +63,7 @@ class Work:
     state: str  # the ledger state it was claimable from
     tries: int = 0  # handovers in this session
     queued: bool = True  # has a row in the run (several senders queue theirs when they reserve them)
+    holder: int | None = None  # several senders: the worker that held its row when the list was read
     message: bytes | None = None  # built ahead, while the message before it went (``_envelope_ahead``)
 
 
@@ -113,7 +114,7 @@ class DeliveryPipe:
         limit: int | None = None,
         on_bounce: Callable[[int, str], None] | None = None,
         canonical: bool = False,
-        reserve: Callable[[object, list[int], list[int]], set[int]] | None = None,
+        reserve: Callable[[object, dict[int, int | None], list[int]], set[int]] | None = None,
         share_size: ShareSize | None = None,
         attach: Callable[[object], Callable[[], None]] | None = None,
     ):
@@ -130,7 +131,7 @@ class DeliveryPipe:
         self.limit = limit
         self.on_bounce = on_bounce
         # Several senders on one run (PostgreSQL, ``workers.SendWorker.reserve``): of a chunk of the list
-        # (ids with a row in the run, ids without), the subscribers this process holds; the others are
+        # (ids with a row in the run and who held each, ids without), the subscribers this process holds; the others are
         # another sender's share.
         self.reserve = reserve
         self.share_size = share_size or ShareSize(self.connections)
@@ -274,12 +275,12 @@ class DeliveryPipe:
             states = self.ledger.enqueue(conn, self.run_id, ids) if self.reserve is None else \
                 self.ledger.existing(conn, self.run_id, ids)
         for recipient in batch:
-            state, _attempts = states.get(recipient.id, (QUEUED, 0))
+            state, holder = states.get(recipient.id, (QUEUED, None))
             if state not in self.claimable:
                 self.stats.already[state] += 1
                 continue
             if self.reserve is not None:  # reserved a chunk at a time, when the buffer runs dry
-                self._unreserved.append(Work(recipient, state, queued=recipient.id in states))
+                self._unreserved.append(Work(recipient, state, queued=recipient.id in states, holder=holder))
                 continue
             if self.limit is not None and self.stats.fed >= self.limit:
                 self.stats.limited = True
@@ -299,7 +300,7 @@ class DeliveryPipe:
         # that started 40 ms later spent the whole send reading, and sent nothing (measured).
         size = max(self.share_size.next(self.stats.handled), self._skip)
         chunk = [self._unreserved.popleft() for _ in range(min(size, len(self._unreserved)))]
-        queued = [work.recipient.id for work in chunk if work.queued]
+        queued = {work.recipient.id: work.holder for work in chunk if work.queued}
         unqueued = [work.recipient.id for work in chunk if not work.queued]
         with self.ledger.connect() as conn:
             mine = self.reserve(conn, queued, unqueued)

@@ -39,7 +39,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -115,6 +115,12 @@ class SendWorker:
         self.id = worker_id
         self.slug = slug
         self._reserve_sql: dict[tuple, sa.Update] = {}
+        running = sa.select(sa.func.array_agg(send_workers.c.id)).where(
+            send_workers.c.run_id == run_id, send_workers.c.status == WORKER_RUNNING
+        )
+        self._life_lock_and_running = sa.select(
+            sa.func.pg_advisory_xact_lock_shared(WORKER_NAMESPACE, worker_id), running.scalar_subquery()
+        )
 
     @classmethod
     def join(cls, engine: sa.Engine, slug: str, choose_run: Callable[[int | None], int],
@@ -191,34 +197,43 @@ class SendWorker:
         return detach
 
     # -- the share ---------------------------------------------------------------------
-    def reserve(self, conn: sa.Connection, subscriber_ids: Sequence[int], claimable: tuple[str, ...],
+    def reserve(self, conn: sa.Connection, held: Mapping[int, int | None], claimable: tuple[str, ...],
                 unqueued: Sequence[int] = ()) -> set[int]:
         """Of these subscribers, the ones this worker now holds.
 
-        ``subscriber_ids`` have rows in the run: those free, ours, or a finished
-        worker's become ours. ``unqueued`` had none when the list was read: they are
-        queued now, already ours, by one INSERT. Queueing a batch and then reserving
-        it by an UPDATE wrote each row twice before its claim (one sender, 10,000
-        messages: 150 ms of the server's 1.2 s in statements, by pg_stat_statements),
-        and several senders each tried to queue the whole list. One that another
-        sender queued meanwhile is its share while it lives; it is tried as the
-        first kind, in case it does not.
+        ``held`` maps subscribers that had rows in the run when the list was read
+        to the worker that held each then (or None): those free, ours, or a
+        finished worker's become ours. ``unqueued`` had none when the list was read:
+        they are queued now, already ours, by one INSERT. Queueing a batch and then
+        reserving it by an UPDATE wrote each row twice before its claim (one sender,
+        10,000 messages: 150 ms of the server's 1.2 s in statements, by
+        pg_stat_statements), and several senders each tried to queue the whole list.
+
+        Rows a worker still marked running holds stay its own (only a finished or
+        swept worker's are taken), so they are left out of the UPDATE rather than
+        sent to the server to be refused: with two senders that was every UPDATE of
+        a first send (68 statements per 10,000 messages, none of them taking a row).
+        Whoever queued one of ``unqueued`` meanwhile is such a worker unless none but
+        this one is running.
         """
-        if not subscriber_ids and not unqueued:
+        if not held and not unqueued:
             return set()
         with conn.begin():
             # Alive until this commits (see ``attach``): rows reserved for a sender already swept would wait
-            # for a reader of the list that never comes.
-            conn.execute(_LIFE_LOCK_UNTIL_COMMIT, {"ns": WORKER_NAMESPACE, "id": self.id})
+            # for a reader of the list that never comes. The same statement reads who else is running.
+            running = set(conn.execute(self._life_lock_and_running).one()[1] or ())
+            others = running - {self.id}
             mine: set[int] = set()
             if unqueued:
                 mine.update(conn.scalars(
                     insert_queued(self.run_id, list(unqueued), utcnow(), self.id).returning(deliveries.c.subscriber_id)
                 ))
             # Each statement sees what committed before it began: the rows a sender queued meanwhile, too.
-            queued = [*subscriber_ids, *(sid for sid in unqueued if sid not in mine)]
-            if queued:
-                mine.update(conn.scalars(self._reserve_statement(claimable), {"ids": queued}))
+            free = [sid for sid, holder in held.items() if holder not in others]
+            if not others:
+                free.extend(sid for sid in unqueued if sid not in mine)
+            if free:
+                mine.update(conn.scalars(self._reserve_statement(claimable), {"ids": free}))
             return mine
 
     def _reserve_statement(self, claimable: tuple[str, ...]) -> sa.Update:
@@ -444,7 +459,6 @@ def refuse_other_content(conn: sa.Connection, run_id: int, content_digest: str |
 
 _LIFE_LOCK = sa.text("SELECT pg_advisory_lock_shared(:ns, :id)")
 _LIFE_UNLOCK = sa.text("SELECT pg_advisory_unlock_shared(:ns, :id)")
-_LIFE_LOCK_UNTIL_COMMIT = sa.text("SELECT pg_advisory_xact_lock_shared(:ns, :id)")
 
 
 def _lock_slug(conn: sa.Connection, slug: str) -> None:
