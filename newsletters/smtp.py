@@ -40,6 +40,7 @@ MAX_REPLY_TEXT = 500
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _UNUSABLE_IN_ADDRESS = re.compile(r"[\r\n\0<> ]")  # would end or break the command it stands in
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+_END_OF_DATA = b".\r\n"  # the line that ends a message's data (RFC 5321 4.1.1.4)
 
 
 def clean_reply_text(text: str) -> str:
@@ -260,32 +261,39 @@ class SMTPTransport:
                 raise _Lost("the server closed the connection")
             self._buf += chunk
 
-    def _write_message(self, data: bytes, then: bytes) -> bool:
-        """Write ``data`` (a message and its dot), then ``then``; false when ``then`` did not all go.
+    def _write_message(self, body: bytes, then: bytes) -> bool:
+        """Write ``body`` and the dot that ends it, then ``then``; false when ``then`` did not all go.
 
-        On a plain socket both go in one write, counted rather than ``sendall``: a write
-        that fails after the kernel took the dot has handed the message over, and only the
-        count tells whether it did. TLS cannot count (``SSLSocket.send`` writes all or
-        raises, records already out or not), so there the message goes first, alone, and a
-        failure of that write still means the dot never went.
+        On a plain socket all of it goes in one gathering write (``sendmsg``: a 60 KB
+        message is not copied to append the dot and the next envelope), counted
+        rather than ``sendall``: a write that fails after the kernel took the dot has
+        handed the message over, and only the count tells whether it did. TLS cannot
+        count (``SSLSocket.send`` writes all or raises, records already out or not),
+        so there the message goes first, alone, and a failure of that write still
+        means the dot never went.
         """
         if self._sock is None:
             raise _Lost("not connected")
         if isinstance(self._sock, ssl.SSLSocket):
-            self._write(data)
+            self._write(body + _END_OF_DATA)
             try:
                 if then:
                     self._sock.sendall(then)
             except (OSError, ValueError):
                 return False  # the message went; reading its reply tells what became of it
             return True
-        out = memoryview(data + then if then else data)
-        sent = 0
+        pending = [memoryview(part) for part in (body, _END_OF_DATA, then) if part]
+        message_size, sent = len(body) + len(_END_OF_DATA), 0
         try:
-            while sent < len(out):
-                sent += self._sock.send(out[sent:])
+            while pending:
+                n = self._sock.sendmsg(pending)
+                sent += n
+                while n and n >= len(pending[0]):
+                    n -= len(pending.pop(0))
+                if n:
+                    pending[0] = pending[0][n:]
         except (OSError, ValueError) as exc:
-            if sent < len(data):
+            if sent < message_size:
                 raise _Lost(f"write failed: {exc}") from None
             return False  # the message went; reading its reply tells what became of it
         return True
@@ -547,7 +555,7 @@ class SMTPTransport:
                 reply, stage = refusal
                 if self._sock is not None and opened_data:
                     # The server opened DATA despite the refusal: end it empty, then reset.
-                    self._write(b".\r\n")
+                    self._write(_END_OF_DATA)
                     self._reply()
                 self._after_refusal(reply)
                 code = reply.code if reply.code >= 400 else 451
@@ -559,7 +567,7 @@ class SMTPTransport:
             # buffers makes this write fail; on a smaller one the cut shows only as a missing
             # reply, and the message is rightly "handed over": nobody can tell more.) The next
             # message's envelope, when there is one, rides in the same write, behind the dot.
-            complete = self._write_message(body + b".\r\n", following)
+            complete = self._write_message(body, following)
             if complete and following:
                 self._ahead, self._ahead_at = (then[0], list(then[1]), then[2]), time.monotonic()
         except _Lost as exc:

@@ -423,6 +423,21 @@ def test_the_next_envelope_goes_behind_the_dot_and_both_are_answered_in_one_roun
     ]
 
 
+def test_a_message_larger_than_the_socket_buffers_goes_whole_with_the_next_envelope_behind_it():
+    """The message, its dot and the next envelope go in one gathering write; the kernel takes a 16 MB
+    message a part at a time, and each write must go on exactly where the last one stopped."""
+    big = MESSAGE + (b"y" * 998 + b"\r\n") * 16_000
+    inbox = Inbox(pipelining=True)
+    with smtp_server(inbox) as (host, port):
+        transport = plain(port)
+        first = transport.send(SENDER, ["ann@example.org"], big, then=(SENDER, ["bob@example.org"], MESSAGE))
+        second = transport.send(SENDER, ["bob@example.org"], MESSAGE)
+        transport.close()
+    assert first.code == second.code == 250
+    assert [m.content for m in inbox.messages] == [big, MESSAGE]
+    assert inbox.connections == 1
+
+
 def test_a_message_other_than_the_one_announced_goes_over_a_new_connection_and_the_announced_gets_nothing():
     inbox = Inbox(pipelining=True)
     with smtp_server(inbox) as (host, port):
