@@ -197,7 +197,7 @@ class Ledger:
             if new and self.sqlite:
                 conn.execute(deliveries.insert(), new)
             elif new:
-                conn.execute(insert_queued(run_id, [row["subscriber_id"] for row in new], now))
+                conn.execute(insert_queued(run_id), {"ids": [row["subscriber_id"] for row in new], "now": now})
         for row in new:
             existing[row["subscriber_id"]] = (QUEUED, 0)
         return existing
@@ -374,16 +374,18 @@ def open_ledger(site) -> Iterator[Ledger]:
         yield Ledger(Handover(store))
 
 
-def insert_queued(run_id: int, subscriber_ids: list[int], now: datetime, worker_id: int | None = None) -> sa.Insert:
+def insert_queued(run_id: int, worker_id: int | None = None) -> sa.Insert:
     """PostgreSQL: queued rows as one statement over an array (unnest), not one INSERT per row.
 
-    psycopg's executemany sends one INSERT per row (26 ms per 1,000 here), while
-    every sender waits for the batch; this takes about 2 ms. With ``worker_id``
-    the rows are born that worker's share (``SendWorker.reserve``).
+    Executed with ``ids`` (the subscribers) and ``now``. psycopg's executemany sends
+    one INSERT per row (26 ms per 1,000 here), while every sender waits for the
+    batch; this takes about 2 ms. With ``worker_id`` the rows are born that
+    worker's share (``SendWorker.reserve``), which builds this once and runs it
+    for each share.
     """
-    ids = sa.func.unnest(sa.bindparam("ids", subscriber_ids, type_=postgresql.ARRAY(sa.Integer)))
+    ids = sa.func.unnest(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer)))
     rows = sa.select(sa.literal(run_id), ids, sa.literal(QUEUED, deliveries.c.state.type), sa.literal(0),
-                     sa.literal(now, deliveries.c.queued_at.type), sa.literal(worker_id, sa.Integer))
+                     sa.bindparam("now", type_=deliveries.c.queued_at.type), sa.literal(worker_id, sa.Integer))
     columns = ["run_id", "subscriber_id", "state", "attempts", "queued_at", "worker_id"]
     # Several senders queue the same subscribers: a row another one inserted meanwhile is theirs, not an error.
     return postgresql.insert(deliveries).from_select(columns, rows).on_conflict_do_nothing()

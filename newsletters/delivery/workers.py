@@ -115,6 +115,7 @@ class SendWorker:
         self.id = worker_id
         self.slug = slug
         self._reserve_sql: dict[tuple, sa.Update] = {}
+        self._queue_as_mine = insert_queued(run_id, worker_id).returning(deliveries.c.subscriber_id)
         running = sa.select(sa.func.array_agg(send_workers.c.id)).where(
             send_workers.c.run_id == run_id, send_workers.c.status == WORKER_RUNNING
         )
@@ -225,9 +226,7 @@ class SendWorker:
             others = running - {self.id}
             mine: set[int] = set()
             if unqueued:
-                mine.update(conn.scalars(
-                    insert_queued(self.run_id, list(unqueued), utcnow(), self.id).returning(deliveries.c.subscriber_id)
-                ))
+                mine.update(conn.scalars(self._queue_as_mine, {"ids": list(unqueued), "now": utcnow()}))
             # Each statement sees what committed before it began: the rows a sender queued meanwhile, too.
             free = [sid for sid, holder in held.items() if holder not in others]
             if not others:
