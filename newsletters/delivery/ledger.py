@@ -202,7 +202,7 @@ class Ledger:
             existing[row["subscriber_id"]] = (QUEUED, 0)
         return existing
 
-    def existing(self, conn: sa.Connection, run_id: int, subscriber_ids: Sequence[int]) -> dict[int, tuple[str, int | None]]:
+    def existing(self, conn: sa.Connection, run_id: int, subscriber_ids: Sequence[int]) -> dict[int, tuple]:
         """``{id: (state, worker id)}`` of those subscribers already in the run; nothing is written.
 
         Several senders (``workers``) queue a subscriber only when they take them
@@ -211,28 +211,24 @@ class Ledger:
         """
         if not subscriber_ids:
             return {}
-        query = sa.select(deliveries.c.subscriber_id, deliveries.c.state, deliveries.c.worker_id)
         with conn.begin():
-            return {row.subscriber_id: (row.state, row.worker_id)
-                    for row in conn.execute(query.where(deliveries.c.run_id == run_id, self._among(subscriber_ids)))}
+            return self._states(conn, run_id, subscriber_ids, deliveries.c.worker_id)
 
-    def _states(self, conn: sa.Connection, run_id: int, subscriber_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
-        """The run's rows of these subscribers as ``{id: (state, attempts)}``."""
-        query = sa.select(deliveries.c.subscriber_id, deliveries.c.state, deliveries.c.attempts)
-        return {row.subscriber_id: (row.state, row.attempts)
-                for row in conn.execute(query.where(deliveries.c.run_id == run_id, self._among(subscriber_ids)))}
-
-    def _among(self, subscriber_ids: Sequence[int]) -> sa.ColumnElement[bool]:
-        """Rows of these subscribers; on PostgreSQL the ids go as one array parameter.
+    def _states(self, conn: sa.Connection, run_id: int, subscriber_ids: Sequence[int],
+                second: sa.Column = deliveries.c.attempts) -> dict[int, tuple]:
+        """The run's rows of these subscribers as ``{id: (state, second)}``; on PostgreSQL the ids go as one
+        array parameter.
 
         An ``IN`` list of a thousand ids is a thousand parameters: SQLAlchemy renders
         each, and psycopg parses the statement again every time (it caches only
         those of at most 50 parameters): more of a sender's CPU than the query.
         """
-        if self.sqlite:
-            return deliveries.c.subscriber_id.in_(subscriber_ids)
-        return deliveries.c.subscriber_id == sa.func.any(
-            sa.bindparam("ids", list(subscriber_ids), type_=postgresql.ARRAY(sa.Integer)))
+        ids = deliveries.c.subscriber_id.in_(subscriber_ids) if self.sqlite else \
+            deliveries.c.subscriber_id == sa.func.any(sa.bindparam("ids", list(subscriber_ids),
+                                                                   type_=postgresql.ARRAY(sa.Integer)))
+        query = sa.select(deliveries.c.subscriber_id, deliveries.c.state, second)
+        query = query.where(deliveries.c.run_id == run_id, ids)
+        return {sid: (state, value) for sid, state, value in conn.execute(query)}
 
     # -- one message -------------------------------------------------------------------
     def writer(self, conn: sa.Connection):

@@ -131,8 +131,8 @@ class DeliveryPipe:
         self.limit = limit
         self.on_bounce = on_bounce
         # Several senders on one run (PostgreSQL, ``workers.SendWorker.reserve``): of a chunk of the list
-        # (ids with a row in the run and who held each, ids without), the subscribers this process holds; the others are
-        # another sender's share.
+        # (ids with a row in the run and who held each, ids without), the subscribers this process holds;
+        # the others are another sender's share.
         self.reserve = reserve
         self.share_size = share_size or ShareSize(self.connections)
         # ... and what ties each connection's claims to this sender being alive (``SendWorker.attach``).
