@@ -15,8 +15,9 @@ PostgreSQL itself is the coordinator; there is no other server:
 * **Shares.** A worker reads the list a batch at a time and *reserves* it a
   share at a time: subscribers with no row in the run yet are queued as its
   own (an ``ON CONFLICT``-safe INSERT: one queued meanwhile by another is
-  theirs), and rows already there are taken if no live worker holds them
-  (``FOR UPDATE SKIP LOCKED``: two workers never wait for each other). It
+  theirs), and rows already there are taken unless a worker still marked
+  running holds them (``FOR UPDATE SKIP LOCKED``: two workers never wait for
+  each other; a killed one is marked dead by the sweep below). It
   sends only those. The claim itself is the list's, unchanged: consent is
   still re-judged at the instant of sending.
 * **Sweeping.** Rows held by a worker that is no longer alive are released:
@@ -93,10 +94,7 @@ def locked_worker_ids() -> sa.TextualSelect:
 
 def live_worker_ids(run_id) -> sa.Select:
     """Ids of the run's workers still sending: marked running, and their life lock held."""
-    return sa.select(send_workers.c.id).where(
-        send_workers.c.run_id == run_id, send_workers.c.status == WORKER_RUNNING,
-        send_workers.c.id.in_(locked_worker_ids()),
-    )
+    return sa.select(send_workers.c.id).where(_running(run_id), send_workers.c.id.in_(locked_worker_ids()))
 
 
 @dataclass(frozen=True)
@@ -116,11 +114,10 @@ class SendWorker:
         self.slug = slug
         self._reserve_sql: dict[tuple, sa.Update] = {}
         self._queue_as_mine = insert_queued(run_id, worker_id).returning(deliveries.c.subscriber_id)
-        running = sa.select(sa.func.array_agg(send_workers.c.id)).where(
-            send_workers.c.run_id == run_id, send_workers.c.status == WORKER_RUNNING
-        )
-        self._life_lock_and_running = sa.select(
-            sa.func.pg_advisory_xact_lock_shared(WORKER_NAMESPACE, worker_id), running.scalar_subquery(),
+        self._life_lock_and_workers = sa.select(
+            sa.func.pg_advisory_xact_lock_shared(WORKER_NAMESPACE, worker_id),
+            sa.select(sa.func.array_agg(send_workers.c.id)).where(_running(run_id)).scalar_subquery(),
+            sa.exists().where(_ended(run_id)),
             sa.func.set_config("synchronous_commit", "off", True),
         )
 
@@ -215,8 +212,9 @@ class SendWorker:
         swept worker's are taken), so they are left out of the UPDATE rather than
         sent to the server to be refused: with two senders that was every UPDATE of
         a first send (68 statements per 10,000 messages, none of them taking a row).
-        Whoever queued one of ``unqueued`` meanwhile is such a worker unless none but
-        this one is running.
+        Whoever queued one of ``unqueued`` meanwhile is unknown: those go to the
+        UPDATE only when no other worker is running or some worker of the run has
+        ended (it may be the one that queued them, and then they are anyone's).
 
         The reservation commits without waiting for the disk (``synchronous_commit``
         off for this transaction): a crash of the database server can lose it, and
@@ -229,14 +227,14 @@ class SendWorker:
         with conn.begin():
             # Alive until this commits (see ``attach``): rows reserved for a sender already swept would wait
             # for a reader of the list that never comes. The same statement reads who else is running.
-            running = set(conn.execute(self._life_lock_and_running).one()[1] or ())
-            others = running - {self.id}
+            _, running, any_ended, _ = conn.execute(self._life_lock_and_workers).one()
+            others = set(running or ()) - {self.id}
             mine: set[int] = set()
             if unqueued:
                 mine.update(conn.scalars(self._queue_as_mine, {"ids": list(unqueued), "now": utcnow()}))
             # Each statement sees what committed before it began: the rows a sender queued meanwhile, too.
             free = [sid for sid, holder in held.items() if holder not in others]
-            if not others:
+            if not others or any_ended:
                 free.extend(sid for sid in unqueued if sid not in mine)
             if free:
                 mine.update(conn.scalars(self._reserve_statement(claimable), {"ids": free}))
@@ -246,9 +244,7 @@ class SendWorker:
         """Take the run's rows of ``:ids`` that nobody alive holds; skip, never wait for, rows being taken."""
         statement = self._reserve_sql.get(claimable)
         if statement is None:
-            ended = sa.select(send_workers.c.id).where(
-                send_workers.c.run_id == self.run_id, send_workers.c.status != WORKER_RUNNING
-            )
+            ended = sa.select(send_workers.c.id).where(_ended(self.run_id))
             free = (
                 sa.select(deliveries.c.id)
                 .where(
@@ -275,8 +271,7 @@ class SendWorker:
             # Each decision in one statement, with the locks read inside it (``locked_worker_ids``).
             dead = list(conn.scalars(
                 sa.select(send_workers.c.id)
-                .where(send_workers.c.run_id == self.run_id, send_workers.c.status == WORKER_RUNNING,
-                       send_workers.c.id.not_in(locked_worker_ids()))
+                .where(_running(self.run_id), send_workers.c.id.not_in(locked_worker_ids()))
                 .with_for_update(skip_locked=True)
             ))
             # Whatever status a sender wrote (one stopped by a second Ctrl-C writes ``interrupted`` with
@@ -465,6 +460,16 @@ def refuse_other_content(conn: sa.Connection, run_id: int, content_digest: str |
 
 _LIFE_LOCK = sa.text("SELECT pg_advisory_lock_shared(:ns, :id)")
 _LIFE_UNLOCK = sa.text("SELECT pg_advisory_unlock_shared(:ns, :id)")
+
+
+def _running(run_id: int) -> sa.ColumnElement[bool]:
+    """A worker of the run still marked running: its rows are its own (a killed one's until the sweep)."""
+    return sa.and_(send_workers.c.run_id == run_id, send_workers.c.status == WORKER_RUNNING)
+
+
+def _ended(run_id: int) -> sa.ColumnElement[bool]:
+    """A worker of the run that has ended (finished, stopped, or swept as dead): its waiting rows are anyone's."""
+    return sa.and_(send_workers.c.run_id == run_id, send_workers.c.status != WORKER_RUNNING)
 
 
 def _lock_slug(conn: sa.Connection, slug: str) -> None:
