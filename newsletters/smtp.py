@@ -282,11 +282,13 @@ class SMTPTransport:
             except (OSError, ValueError):
                 return False  # the message went; reading its reply tells what became of it
             return True
-        pending = [memoryview(part) for part in (body, _END_OF_DATA, then) if part]
+        parts = (body, _END_OF_DATA, then)
+        gather = hasattr(self._sock, "sendmsg")  # not on Windows: there the parts are joined, as before
+        pending = [memoryview(part) for part in (parts if gather else (b"".join(parts),)) if part]
         message_size, sent = len(body) + len(_END_OF_DATA), 0
         try:
             while pending:
-                n = self._sock.sendmsg(pending)
+                n = self._sock.sendmsg(pending) if gather else self._sock.send(pending[0])
                 sent += n
                 while n and n >= len(pending[0]):
                     n -= len(pending.pop(0))

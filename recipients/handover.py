@@ -53,7 +53,9 @@ _LIST_TABLES = (subscribers.name, consent_events.name, suppressions.name)
 # Never analysed (``reltuples`` is -1 until the first ANALYZE or VACUUM), or changed since by more than
 # autovacuum's own threshold for analysing (50 rows and 10%). Read from the planner's side (``pg_class``),
 # not from when an ANALYZE last ran: a database copied from a template, or one whose activity counters
-# were reset (a crash does that), has its statistics all the same, and no ``last_analyze``.
+# were reset (a crash does that), has its statistics all the same, and no ``last_analyze``. (Before
+# PostgreSQL 14 a never-analysed table shows 0, not -1: there only the changes count, which after an
+# import is the whole table, so it is analysed all the same.)
 _STALE_STATISTICS = sa.text(
     "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
     " LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"

@@ -12,7 +12,8 @@ but the per-subscriber ledger. Each worker, for each message:
    this one (``queued`` → ``sending``), through the list's ``Handover``: the
    claim succeeds only if the subscriber is eligible at that instant, so someone
    who unsubscribed after their batch was read, or while waiting for a retry, is
-   marked ``skipped`` instead; a claim that loses (another process, an earlier
+   marked ``skipped`` instead (on PostgreSQL by a second statement that follows
+   only a refused claim); a claim that loses (another process, an earlier
    session) means: do not send either;
 4. hands the message over and keeps the outcome, to be committed with step 3 of
    the next message, or at once when the worker is about to wait. When the next
