@@ -162,6 +162,31 @@ def test_a_claim_rejudges_consent_and_marks_someone_who_left_skipped(store, path
 
 
 @pytest.mark.parametrize("path", ["fast", "core"])
+def test_an_outcome_recorded_with_a_refused_claim_is_kept_and_the_writer_goes_on(store, path):
+    """The previous message's outcome travels with the next claim. When that claim is refused (on
+    PostgreSQL the skip is then a second statement), the outcome stays written; a refused claim left
+    unread does not stop the next one; and the connection goes back idle."""
+    handover = Handover(store)
+    ledger = Ledger(handover)
+    run = ledger.create_run(issue_slug="x", issue_path="x.toml", subject="s", content_digest="", transport="t")
+    first, leaves, third = next(handover.batches(3))[:3]
+    with ledger.connect() as conn:
+        ledger.enqueue(conn, run.id, [first.id, leaves.id, third.id])
+        store.unsubscribe(leaves.public_id, "link")
+        writer = handover.writer(conn) if path == "fast" else HandoverWriter(handover, conn)
+        assert writer.record(run.id, None, claim=first.id) is Claim.CLAIMED
+        assert writer.record(run.id, Outcome(first.id, SENT, 250, "ok"), claim=leaves.id) is Claim.SKIPPED
+        writer.begin(run.id, None, claim=leaves.id)  # refused again, and nobody reads it
+        assert writer.record(run.id, None, claim=third.id) is Claim.CLAIMED
+        writer.begin(run.id, Outcome(third.id, SENT, 250, "ok"), claim=leaves.id)  # unread at close
+        writer.close()
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1  # idle: a statement of its own goes through
+        conn.rollback()
+    states = {sid: ledger.state_of(run.id, sid) for sid in (first.id, leaves.id, third.id)}
+    assert states == {first.id: SENT, leaves.id: SKIPPED, third.id: SENT}
+
+
+@pytest.mark.parametrize("path", ["fast", "core"])
 def test_a_retry_right_after_its_own_deferral_is_claimed_again(store, path):
     """The outcome of one try and the claim of the next try of the same person, in one call."""
     handover = Handover(store)
@@ -264,10 +289,13 @@ def test_a_send_analyses_the_list_when_its_statistics_are_missing_or_stale_and_o
         with open_store(Site.load(site_dir)) as store:  # as `newsletter recipients import` would, in its own process
             import_csv(store, csv)
 
-    def analysed_at(engine):
+    def analysed_at(engine, table: str = "subscribers"):
         with engine.connect() as conn:
             return conn.exec_driver_sql(
-                "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'subscribers'").scalar()
+                "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = %(table)s", {"table": table}).scalar()
+
+    def all_analysed_at(engine) -> list:
+        return [analysed_at(engine, table) for table in ("subscribers", "consent_events", "suppressions")]
 
     with open_store(Site.load(site_dir)) as store:  # the tables, with autovacuum kept out of the test's way
         with store.engine.begin() as conn:
@@ -279,8 +307,10 @@ def test_a_send_analyses_the_list_when_its_statistics_are_missing_or_stale_and_o
         next(handover.batches(100))
         first = analysed_at(store.engine)
         assert first is not None
+        before = all_analysed_at(store.engine)  # the empty suppressions table too: analysed once, not each time
+        assert None not in before
         next(handover.batches(100))
-        assert analysed_at(store.engine) == first  # fresh: left alone
+        assert all_analysed_at(store.engine) == before  # fresh: left alone
         with store.engine.begin() as conn:  # what a crash does to the activity counters: the statistics stay
             conn.exec_driver_sql("SELECT pg_stat_reset()")
         assert analysed_at(store.engine) is None

@@ -402,10 +402,30 @@ def test_rows_a_running_sender_holds_are_left_to_it_without_asking_the_server(po
                     pass
                 assert second.reserve(conn, {1: first.id, 2: first.id}, SENDABLE) == {1, 2}
                 assert len(updates) == 1
+                # What a reservation sets for itself (commits without waiting for the disk) ends with it.
+                assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
         finally:
             sa.event.remove(engine, "after_cursor_execute", count_updates)
             second.close()
             first.close()
+
+
+def test_rows_queued_meanwhile_by_a_sender_that_has_ended_are_taken_while_a_third_still_runs(postgres_site):
+    """Three senders. One queues rows as its share after another read the list, then stops (Ctrl-C,
+    --limit) with them not served. The reader finds them queued by someone it cannot name: with a
+    third sender still running, they must still be taken, not left for a later session."""
+    with ledger_and_run(postgres_site, 3) as (ledger, run):
+        engine = ledger.engine
+        stopped, running, reader = join(engine), join(engine), join(engine)
+        try:
+            with ledger.connect() as conn:
+                assert stopped.reserve(conn, {}, SENDABLE, unqueued=[1, 2]) == {1, 2}
+                with stopped.last_word("stopped"):
+                    pass
+                assert reader.reserve(conn, {}, SENDABLE, unqueued=[1, 2, 3]) == {1, 2, 3}
+        finally:
+            for worker in (reader, running, stopped):
+                worker.close()
 
 
 def test_a_sender_behind_another_in_the_list_catches_up_and_takes_the_rest(postgres_site):

@@ -438,6 +438,47 @@ def test_a_message_larger_than_the_socket_buffers_goes_whole_with_the_next_envel
     assert inbox.connections == 1
 
 
+class _ShortWrites:
+    """A socket that takes at most ``chunk`` bytes per write and breaks once ``breaks_at`` bytes went
+    (with no ``sendmsg``, as on Windows)."""
+
+    def __init__(self, breaks_at: int, chunk: int = 7):
+        self.took, self.breaks_at, self.chunk = bytearray(), breaks_at, chunk
+
+    def send(self, data) -> int:
+        if len(self.took) >= self.breaks_at:
+            raise BrokenPipeError("broken")
+        n = min(self.chunk, len(data), self.breaks_at - len(self.took))
+        self.took += bytes(data[:n])
+        return n
+
+
+class _ShortGatheringWrites(_ShortWrites):
+    def sendmsg(self, buffers) -> int:
+        return self.send(b"".join(bytes(b) for b in buffers))
+
+
+@pytest.mark.parametrize("stub", [_ShortGatheringWrites, _ShortWrites], ids=["sendmsg", "send"])
+def test_a_write_cut_short_tells_whether_the_dot_went(stub):
+    """The exactly-once bookkeeping rests on the count of bytes the kernel took: a cut before the
+    end-of-data dot means the message never went; at or after it, the message was handed over, and
+    only the next envelope behind it is in doubt. (A real socket cannot be cut at a chosen byte.)"""
+    from newsletters.smtp import _Lost
+
+    body, envelope = b"Subject: x\r\n\r\nhello\r\n", b"MAIL FROM:<a@b.c>\r\n"
+    whole = body + b".\r\n" + envelope
+    for breaks_at, outcome in [(len(body) + 2, "lost"), (len(body) + 3, False), (len(whole) - 1, False),
+                               (len(whole) + 1, True)]:
+        transport = plain(1)
+        transport._sock = stub(breaks_at)
+        if outcome == "lost":
+            with pytest.raises(_Lost):
+                transport._write_message(body, envelope)
+        else:
+            assert transport._write_message(body, envelope) is outcome
+        assert bytes(transport._sock.took) == whole[:breaks_at]  # in order, nothing written twice
+
+
 def test_a_message_other_than_the_one_announced_goes_over_a_new_connection_and_the_announced_gets_nothing():
     inbox = Inbox(pipelining=True)
     with smtp_server(inbox) as (host, port):
