@@ -464,7 +464,7 @@ class SMTPTransport:
         if self._ahead is not None and not self._ahead_is(sender, recipients, message):
             self._drop()  # the DATA opened for another message ends with the connection: nothing delivered
         if self._sock is None:
-            self._commands(sender, recipients, message)  # an unusable address is refused before connecting
+            self._check_addresses(sender, recipients)  # an unusable address is refused before connecting
             self._connect()
         elif self._used:
             # A connection idle for long may have been closed by the server. If the
@@ -490,13 +490,16 @@ class SMTPTransport:
             and (ahead_message is message or ahead_message == message)
         )
 
-    def _commands(self, sender: str, recipients: Sequence[str], message: bytes) -> tuple[bytes, list[str]]:
-        """The envelope as written (MAIL, RCPT..., DATA) and the stage of each command."""
+    def _check_addresses(self, sender: str, recipients: Sequence[str]) -> None:
         for address in (sender, *recipients):
             if _UNUSABLE_IN_ADDRESS.search(address):
                 raise SMTPRefused(553, f"(not sent) unusable address {address!r}", where=self.where, stage="local")
+
+    def _commands(self, sender: str, recipients: Sequence[str], message: bytes) -> list[str]:
+        """The envelope's commands for this server (MAIL, RCPT..., DATA), without their line ends."""
+        self._check_addresses(sender, recipients)
         utf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
-        if utf8 and self._sock is not None and "SMTPUTF8" not in self._ext:
+        if utf8 and "SMTPUTF8" not in self._ext:
             raise SMTPRefused(
                 553,
                 "(not sent) the server does not accept non-ASCII addresses (no SMTPUTF8)",
@@ -508,23 +511,20 @@ class SMTPTransport:
             params += " BODY=8BITMIME"
         if utf8:
             params += " SMTPUTF8"
-        commands = [f"MAIL FROM:<{sender}>{params}", *(f"RCPT TO:<{r}>" for r in recipients), "DATA"]
-        return "".join(c + "\r\n" for c in commands).encode("utf-8"), _stages(recipients)
+        return [f"MAIL FROM:<{sender}>{params}", *(f"RCPT TO:<{r}>" for r in recipients), "DATA"]
 
     def _transaction(
         self, sender: str, recipients: list[str], message: bytes, canonical: bool, ready: Ready | None,
         then: Envelope | None,
     ) -> Reply | None:
         sent_ahead, self._ahead = self._ahead is not None, None  # ``send`` dropped any other message's
-        if sent_ahead:
-            wire, stages = b"", _stages(recipients)
-        else:
-            wire, stages = self._commands(sender, recipients, message)
+        commands = [] if sent_ahead else self._commands(sender, recipients, message)
+        stages = _stages(recipients)
         pipelined = "PIPELINING" in self._ext
         following = b""
         if then is not None and pipelined:
             try:
-                following = self._commands(*then)[0]
+                following = _wire(self._commands(*then))
             except SMTPRefused:
                 pass  # that message will be refused on its own turn, without an envelope sent ahead
         body = _dot_stuff(message, canonical)
@@ -533,11 +533,10 @@ class SMTPTransport:
         opened_data = False
         try:
             if pipelined and not sent_ahead:
-                self._write(wire)
-            lines = () if pipelined else wire.decode("utf-8").split("\r\n")
+                self._write(_wire(commands))
             for n, stage in enumerate(stages):
                 try:
-                    reply = self._reply() if pipelined else self._command(lines[n])
+                    reply = self._reply() if pipelined else self._command(commands[n])
                 except _Lost as exc:
                     if refusal:  # e.g. 421 and then the server hung up, as it said it would
                         self._drop()
@@ -642,6 +641,11 @@ class SMTPTransport:
             except (_Lost, OSError):
                 pass
         self._drop()
+
+
+def _wire(commands: list[str]) -> bytes:
+    """Commands as they go out in one write (RFC 2920 pipelining)."""
+    return "".join(c + "\r\n" for c in commands).encode("utf-8")
 
 
 def _stages(recipients: Sequence[str]) -> list[str]:
